@@ -1,0 +1,30 @@
+# Test targets (included by the top-level Makefile). `make test` runs them all, in the order that
+# fails fastest: cheap checks first, the drill fleet last.
+PYTEST := $(VENV)/bin/pytest
+SANITY_ROOT := $(BUILD)/sanity/ansible_collections/tradeops/incident_response
+COLLECTION_TARBALL := $(BUILD)/dist/tradeops-incident_response-$(shell sed -n 's/^version: *//p' galaxy.yml).tar.gz
+
+.PHONY: test unit integration sanity collection-build molecule
+
+test: setup unit double-tests conformance sanity integration fleet-tests molecule
+	@echo "make test: all suites passed"
+
+unit: venv collection-link
+	$(PYTEST) tests/unit
+
+integration: venv collection-link
+	$(PYTEST) tests/integration
+
+# The tarball is what AWX and Galaxy get; sanity runs on exactly that content.
+collection-build: venv
+	rm -rf $(BUILD)/dist && mkdir -p $(BUILD)/dist
+	$(VENV)/bin/ansible-galaxy collection build --output-path $(BUILD)/dist $(ROOT)
+
+sanity: venv collection-build
+	rm -rf $(BUILD)/sanity && mkdir -p $(SANITY_ROOT)
+	tar -xzf $(COLLECTION_TARBALL) -C $(SANITY_ROOT)
+	# ansible-test bootstraps pip in each sanity venv from a script it downloads from a host
+	# CI cannot reach; tests/sanity/get_pip_offline.py does the same from ensurepip and PyPI.
+	mkdir -p $(HOME)/.ansible/test/cache
+	cp tests/sanity/get_pip_offline.py $(HOME)/.ansible/test/cache/get_pip_24_2.py
+	cd $(SANITY_ROOT) && $(VENV)/bin/ansible-test sanity --python 3.11 --requirements --color no
