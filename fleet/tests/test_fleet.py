@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import log_lines_since, provision, set_mode, sh, wait_for
+from support.drill import log_lines_since, provision, set_mode, sh, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 

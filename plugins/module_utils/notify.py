@@ -22,14 +22,17 @@ from urllib.error import HTTPError, URLError
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.tradeops.incident_response.plugins.module_utils._coinbase.errors import redact
-from ansible_collections.tradeops.incident_response.plugins.module_utils._coinbase.retry import parse_retry_after
+from ansible_collections.tradeops.incident_response.plugins.module_utils._coinbase.retry import (
+    RETRYABLE_STATUSES,
+    RetryPolicy,
+    parse_retry_after,
+)
 from ansible_collections.tradeops.incident_response.plugins.module_utils.incident import render_alert
 
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 PAGERDUTY_SEVERITY = {"P1": "critical", "P2": "error", "P3": "warning", "P4": "info"}
 STATUSES = ("Investigating", "Mitigating", "Resolved")
 SUMMARY_MAX = 1024  # PagerDuty truncates longer summaries
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_WAIT_S = 10.0
 RETRY_AFTER_CAP_S = 30.0
 _BODY_MAX = 300
@@ -131,6 +134,8 @@ def post_json(url: str, payload: dict, *, timeout: float, validate_certs: bool, 
     ``what`` names the destination in messages ("the Slack webhook"); the URL never appears.
     """
     data = json.dumps(payload).encode("utf-8")
+    # The collection's one backoff policy, with shorter waits: an alert is worth little late.
+    policy = RetryPolicy(max_retries=max_retries, initial_delay=retry_delay, max_delay=MAX_WAIT_S, retry_after_cap=RETRY_AFTER_CAP_S)
     attempts: list = []
     wait = 0.0
     while True:
@@ -153,11 +158,9 @@ def post_json(url: str, payload: dict, *, timeout: float, validate_certs: bool, 
         attempts.append({"status": status, "wait_before_s": wait, "elapsed_ms": round((time.monotonic() - started) * 1000.0, 1)})
         if status is not None and 200 <= status < 300:
             return {"status": status, "body": body, "attempts": attempts}
-        if status is not None and status not in RETRY_STATUSES:
+        if status is not None and status not in RETRYABLE_STATUSES:
             raise NotifyError("%s refused the alert with HTTP %d: %s" % (what, status, body or "(no body)"), status, body, attempts)
         if len(attempts) > max_retries:
             problem = "HTTP %d" % status if status is not None else "no answer (%s)" % body
             raise NotifyError("%s failed after %d attempt(s): %s." % (what, len(attempts), problem), status, body, attempts)
-        wait = min(retry_delay * (2 ** (len(attempts) - 1)), MAX_WAIT_S)
-        if retry_after is not None:
-            wait = min(retry_after, RETRY_AFTER_CAP_S)
+        wait = policy.delay(len(attempts), retry_after)

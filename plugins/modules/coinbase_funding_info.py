@@ -267,14 +267,11 @@ from ansible_collections.tradeops.incident_response.plugins.module_utils._coinba
     check_libraries,
     check_positive,
     coinbase_argument_spec,
+    key_configured,
     fail_coinbase,
     load_module_credentials,
 )
 from ansible_collections.tradeops.incident_response.plugins.module_utils._coinbase.timeutil import parse_optional_rfc3339
-
-
-def key_configured(params):
-    return bool(params.get("private_key") or params.get("private_key_path") or params.get("key_file"))
 
 
 class FundingReport:

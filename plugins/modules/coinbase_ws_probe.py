@@ -261,7 +261,6 @@ from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_requ
 
 from ansible_collections.tradeops.incident_response.plugins.module_utils._coinbase import products as products_mod
 from ansible_collections.tradeops.incident_response.plugins.module_utils._coinbase import websocket as ws_mod
-from ansible_collections.tradeops.incident_response.plugins.module_utils._coinbase import ws_health
 from ansible_collections.tradeops.incident_response.plugins.module_utils._coinbase.errors import CoinbaseError, CredentialError, InputError
 from ansible_collections.tradeops.incident_response.plugins.module_utils._coinbase.module import (
     COINBASE_MUTUALLY_EXCLUSIVE,
@@ -269,16 +268,13 @@ from ansible_collections.tradeops.incident_response.plugins.module_utils._coinba
     check_libraries,
     check_positive,
     coinbase_argument_spec,
+    key_configured,
     load_module_credentials,
 )
 from ansible_collections.tradeops.incident_response.plugins.module_utils._coinbase.retry import RetryPolicy
 
 MARKET_CHANNELS = ["heartbeats", "ticker"]
 USER_CHANNELS = ["heartbeats", "user"]
-
-
-def key_configured(params):
-    return bool(params.get("private_key") or params.get("private_key_path") or params.get("key_file"))
 
 
 def resolve_products(module):
@@ -375,15 +371,15 @@ def main():
         module.fail_json(msg="ca_bundle %s cannot be loaded: %s." % (params["ca_bundle"], exc))
     ids = [p["product_id"] for p in product_ids]
 
-    probes = {"market": ws_health.EndpointProbe(params["ws_url"], MARKET_CHANNELS if ids else ["heartbeats"], ids, None,
+    probes = {"market": ws_mod.EndpointProbe(params["ws_url"], MARKET_CHANNELS if ids else ["heartbeats"], ids, None,
                                                 context if params["ws_url"].startswith("wss://") else None,
                                                 params["timeout"], params["reconnect"])}
     if params["auth"]:
-        probes["user"] = ws_health.EndpointProbe(params["ws_user_url"], USER_CHANNELS, [], credentials,
+        probes["user"] = ws_mod.EndpointProbe(params["ws_user_url"], USER_CHANNELS, [], credentials,
                                                  context if params["ws_user_url"].startswith("wss://") else None,
                                                  params["timeout"], params["reconnect"])
     try:
-        ws_health.run_probes(list(probes.values()), params["listen"])
+        ws_mod.run_probes(list(probes.values()), params["listen"])
     except CoinbaseError as exc:
         module.fail_json(msg=str(exc), error=exc.to_dict())
 

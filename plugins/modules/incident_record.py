@@ -203,8 +203,9 @@ class Recorder:
     def event(self, record):
         elapsed = elapsed_since(record, self.now)
         record["timeline"].append({
-            "time": iso(self.now), "elapsed_s": elapsed, "step": self.p["step"],
-            "status": self.p["status"] or "ok", "details": self.p["details"],
+            "time": iso(self.now), "elapsed_s": elapsed, "step": self.p["step"] or "record %sd" % self.p["action"],
+            "status": self.p["status"] if self.p["action"] == "event" and self.p["status"] else ("info" if self.p["action"] == "close" else "ok"),
+            "details": self.p["details"],
         })
         if self.p["milestone"]:
             target = record.get("response_target_s")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -32,6 +33,8 @@ class Double:
     state_dir: Path | None
     started_at: float = field(default_factory=time.time)
     hub: Hub = field(init=False)
+    # Alerts that drills send to /_control/alerts (a stand-in for Slack / PagerDuty / a webhook).
+    alerts: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
     ca_path: str = ""
 

