@@ -57,6 +57,7 @@ setup: machine venv collection-link
 include simulator/double.mk
 include fleet/fleet.mk
 include tests/tests.mk
+include molecule/molecule.mk
 
 .PHONY: clean
 clean:

@@ -36,7 +36,7 @@ class RunbookResult:
     def record(self, incident_type: Optional[str] = None) -> dict:
         """The newest JSON record (of a type) this run wrote."""
         paths = sorted(self.records_dir.glob("*.json"), key=lambda p: p.stat().st_mtime)
-        records = [json.loads(p.read_text()) for p in paths]
+        records = [r for r in (json.loads(p.read_text()) for p in paths) if isinstance(r, dict) and "timeline" in r]
         if incident_type:
             records = [r for r in records if r["type"] == incident_type]
         assert records, "no incident record in %s:\n%s" % (self.records_dir, self.output[-3000:])
@@ -136,6 +136,8 @@ class Drill:
             "iptables -w 10 -D OUTPUT -j TRADEOPS-EGRESS 2>/dev/null; iptables -w 10 -F TRADEOPS-EGRESS 2>/dev/null;"
             " iptables -w 10 -X TRADEOPS-EGRESS 2>/dev/null",
             "rm -rf /etc/systemd/system/trading-bot-orders.service.d/50-tradeops-scale-down.conf",
+            # bot_units masks with a /dev/null link in /etc/systemd/system.control (see its docs)
+            "rm -f /etc/systemd/system.control/trading-bot-perpetuals.service /etc/systemd/system.control/trading-bot-orders.service",
             "systemctl unmask trading-bot-perpetuals trading-bot-orders >/dev/null 2>&1",
             "printf 'NORMAL\\n' > /var/lib/trading-bot/trading_mode",
             "sed -i -e 's|^COINBASE_KEY_SLOT=.*|COINBASE_KEY_SLOT=primary|'"
