@@ -65,7 +65,8 @@ up() {
 
 down() {
   local ids
-  ids=$(podman ps -a -q --filter "label=$label")
+  # Ours (the label) with this prefix only: a test session with another FLEET_PREFIX keeps its hosts.
+  ids=$(podman ps -a -q --filter "label=$label" --filter "name=^$prefix-[0-9]+\$")
   if [ -n "$ids" ]; then
     # systemd stops on SIGRTMIN+3 (the image's STOPSIGNAL); give it a few seconds.
     podman rm -f -t 5 $ids > /dev/null
@@ -76,7 +77,7 @@ down() {
 }
 
 status() {
-  podman ps -a --filter "label=$label" --format '{{.Names}}\t{{.Status}}\t{{.Image}}'
+  podman ps -a --filter "label=$label" --filter "name=^$prefix-[0-9]+\$" --format '{{.Names}}\t{{.Status}}\t{{.Image}}'
 }
 
 case "${1:-}" in

@@ -9,6 +9,7 @@ default the session removes the containers it used.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -25,8 +26,11 @@ for path in (ROOT / "fleet" / "bot", ROOT / "build" / "collections", ROOT / "fle
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-HOSTS = ["drill-bot-1", "drill-bot-2", "drill-bot-3"]
-WORK = ROOT / "build" / "fleet-tests"
+# TRADEOPS_FLEET_PREFIX lets two test sessions on one machine each have a fleet of their own.
+PREFIX = os.environ.get("TRADEOPS_FLEET_PREFIX", "drill-bot")
+HOSTS = ["%s-%d" % (PREFIX, i) for i in (1, 2, 3)]
+WORK = ROOT / "build" / ("fleet-tests" if PREFIX == "drill-bot" else "fleet-tests-" + PREFIX)
+INVENTORY = WORK / "inventory"
 BIN = Path(sys.executable).parent
 
 
@@ -115,10 +119,25 @@ class Fleet:
     up_seconds: float
 
 
+def write_inventory() -> Path:
+    """inventories/drill with this session's host names (its group_vars, so the same settings)."""
+    INVENTORY.mkdir(parents=True, exist_ok=True)
+    group_vars = INVENTORY / "group_vars"
+    if not group_vars.exists():
+        group_vars.symlink_to(ROOT / "inventories" / "drill" / "group_vars")
+    hosts = {"all": {"children": {
+        "trading_bots": {"hosts": {h: None for h in HOSTS}},
+        "controller": {"hosts": {"localhost": {"ansible_connection": "local",
+                                               "ansible_python_interpreter": "{{ ansible_playbook_python }}"}}},
+    }}}
+    (INVENTORY / "hosts.yml").write_text(json.dumps(hosts, indent=2) + "\n")
+    return INVENTORY
+
+
 def provision(vars_file: Path, *extra: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                PATH=os.pathsep.join([str(BIN), os.environ.get("PATH", "")]))
-    return run([str(BIN / "ansible-playbook"), "-i", str(ROOT / "inventories" / "drill"),
+    return run([str(BIN / "ansible-playbook"), "-i", str(write_inventory()),
                 str(ROOT / "fleet" / "provision.yml"), "-e", "@%s" % vars_file, *extra],
                timeout=600, env=env, cwd=str(ROOT))
 
@@ -132,7 +151,7 @@ def drill_fleet(drill_double, drill_work_dir) -> Fleet:
     if run(["podman", "image", "exists", image], check=False).returncode != 0:
         pytest.fail("the fleet image %s does not exist: run `make fleet-image` first" % image)
     started = time.monotonic()
-    run(["bash", str(ROOT / "fleet" / "fleet.sh"), "up", str(len(HOSTS))], env=dict(os.environ, FLEET_IMAGE=image))
+    run(["bash", str(ROOT / "fleet" / "fleet.sh"), "up", str(len(HOSTS))], env=dict(os.environ, FLEET_IMAGE=image, FLEET_PREFIX=PREFIX))
     up_seconds = time.monotonic() - started
     out = drill_work_dir / "drill"
     vars_file = make_fleet_vars(drill_double.url, drill_double.port, drill_double.ca_path, out,
@@ -146,7 +165,7 @@ def drill_fleet(drill_double, drill_work_dir) -> Fleet:
         yield Fleet(HOSTS, ips, vars_file, provision_seconds, up_seconds)
     finally:
         if not os.environ.get("FLEET_KEEP"):
-            run(["bash", str(ROOT / "fleet" / "fleet.sh"), "down"], check=False)
+            run(["bash", str(ROOT / "fleet" / "fleet.sh"), "down"], check=False, env=dict(os.environ, FLEET_PREFIX=PREFIX))
             shutil.rmtree(out / "keys", ignore_errors=True)  # throwaway, but no reason to keep them
 
 

@@ -18,9 +18,8 @@ from typing import Any, Optional
 import pytest
 import yaml
 
-from support.drill import BIN, ROOT, run, sh, wait_for
+from support.drill import BIN, INVENTORY, ROOT, run, sh, wait_for
 
-INVENTORY = ROOT / "inventories" / "drill"
 SLOTS = ("primary", "backup", "standby")
 
 
