@@ -62,3 +62,8 @@ include molecule/molecule.mk
 .PHONY: clean
 clean:
 	rm -rf $(BUILD) .pytest_cache tests/output
+
+# ---------------------------------------------------------------- the main job
+.PHONY: drill
+drill: setup fleet-image  ## the monthly DR drill: double + fleet + key compromise + kill switch + report
+	bash scripts/drill.sh

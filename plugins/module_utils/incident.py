@@ -52,7 +52,18 @@ def utc_now() -> datetime:
 
 
 def iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime:
+    """A UTC ISO 8601 time (Z or an offset); ValueError names the value otherwise."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        raise ValueError("occurred_at must be an ISO 8601 time such as 2026-11-27T03:12:00.120Z, got %r." % (text,)) from None
+    if moment.tzinfo is None:
+        raise ValueError("occurred_at %r has no time zone; add Z for UTC." % text)
+    return moment.astimezone(timezone.utc)
 
 
 def scrub(value: Any) -> Any:

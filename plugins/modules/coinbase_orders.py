@@ -302,6 +302,14 @@ timings:
       description: O(deadline).
       type: float
       sample: 60.0
+    started_at:
+      description: When the sweep started, UTC ISO 8601 (for the incident record's milestones).
+      type: str
+      sample: "2026-11-27T03:12:00.120Z"
+    empty_at:
+      description: When the book was first seen empty (the moment of RV(timings.time_to_zero_s)), UTC; null unless RV(empty).
+      type: str
+      sample: "2026-11-27T03:12:00.740Z"
 would_cancel:
   description: What a real run would cancel first (new orders arriving later would be cancelled too).
   returned: in check mode

@@ -84,6 +84,11 @@ options:
   milestone:
     description: Name of a milestone this event reaches (for example C(orders_cancelled)); its time is measured from the open.
     type: str
+  occurred_at:
+    description:
+      - When the step really happened (UTC ISO 8601), when that is earlier than this call, for
+        example the moment an asynchronous cancel emptied the book. Default now.
+    type: str
   final_state:
     description: The state of the exchange side and of each host at the end (O(action=close)).
     type: dict
@@ -166,6 +171,7 @@ from ansible_collections.tradeops.incident_response.plugins.module_utils.inciden
     RecordStore,
     elapsed_since,
     iso,
+    parse_time,
     render_alert,
     render_markdown,
     utc_now,
@@ -178,6 +184,7 @@ class Recorder:
         self.p = module.params
         self.store = RecordStore(self.p["records_dir"], self.p["incident_id"])
         self.now = utc_now()
+        self.occurred_at = parse_time(self.p["occurred_at"]) if self.p["occurred_at"] else None
 
     def open(self, record):
         if record is not None:
@@ -201,12 +208,15 @@ class Recorder:
         }
 
     def event(self, record):
-        elapsed = elapsed_since(record, self.now)
+        moment = self.occurred_at or self.now
+        elapsed = elapsed_since(record, moment)
         record["timeline"].append({
-            "time": iso(self.now), "elapsed_s": elapsed, "step": self.p["step"] or "record %sd" % self.p["action"],
+            "time": iso(moment), "elapsed_s": elapsed, "step": self.p["step"] or "record %sd" % self.p["action"],
             "status": self.p["status"] if self.p["action"] == "event" and self.p["status"] else ("info" if self.p["action"] == "close" else "ok"),
             "details": self.p["details"],
         })
+        # An event may have happened before this call (occurred_at): keep the timeline in time order.
+        record["timeline"].sort(key=lambda entry: entry["time"])
         if self.p["milestone"]:
             target = record.get("response_target_s")
             record["milestones"][self.p["milestone"]] = {
@@ -275,6 +285,7 @@ def main():
             status=dict(type="str", choices=["ok", "failed", "warning", "info", "skipped", "Investigating", "Mitigating", "Resolved", "Failed"]),
             details=dict(type="raw"),
             milestone=dict(type="str"),
+            occurred_at=dict(type="str"),
             final_state=dict(type="dict"),
             impact=dict(type="str"),
             actions=dict(type="list", elements="str"),

@@ -65,7 +65,6 @@ def test_kill_switch_check_mode_changes_nothing(drill):
               and e["client_ip"] not in drill.ips.values()]
     assert writes == []
     assert len(drill.working_orders()) >= before_orders
-    assert len(drill.positions()) == 2
     for host in drill.hosts:
         assert drill.mode(host) == "NORMAL"
         assert drill.unit(host, "trading-bot-orders") == "active"

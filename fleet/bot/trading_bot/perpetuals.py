@@ -17,6 +17,7 @@ import collections
 import json
 import logging
 import signal
+import threading
 import time
 from typing import Any, Optional
 
@@ -250,7 +251,9 @@ class PerpetualsService:
     async def run(self) -> None:
         self.credentials = load_credentials(self.log)
         writer = asyncio.create_task(self.writer())
-        auth = asyncio.create_task(asyncio.to_thread(self.check_auth))
+        # A daemon thread, not asyncio.to_thread: a stop must never wait for an HTTP call that is
+        # retrying against a slow or unreachable API (asyncio.run joins its executor's threads).
+        threading.Thread(target=self.check_auth, name="auth-check", daemon=True).start()
         attempt = 0
         try:
             while True:
@@ -269,7 +272,6 @@ class PerpetualsService:
                 await asyncio.sleep(delay)
         finally:
             writer.cancel()
-            auth.cancel()
 
 
 def main() -> None:

@@ -36,6 +36,7 @@ from ansible_collections.tradeops.incident_response.plugins.module_utils._coinba
     PermissionDeniedError,
     RequestRejectedError,
 )
+from ansible_collections.tradeops.incident_response.plugins.module_utils._coinbase.timeutil import iso_utc
 
 OPEN_LIST_CAP = 1000  # Coinbase lists at most this many OPEN orders, across all pages
 DEFAULT_PAGE_SIZE = 1000
@@ -259,6 +260,7 @@ class CancelAll:
         stops the sweep at once: ``fatal`` then holds the error and the report what was done."""
         self.fatal = None
         started = self._clock()
+        self._wall_started = time.time()  # the report's UTC times (the incident record's milestones)
         deadline_at = started + self.deadline_s
         previous_deadline = self.client.deadline
         self.client.deadline = deadline_at  # the client starts no retry that would end past it
@@ -475,5 +477,7 @@ class CancelAll:
                 "time_to_zero_s": round(zero_at - started, 3) if zero_at is not None else None,
                 "total_s": round(finished - started, 3),
                 "deadline_s": self.deadline_s,
+                "started_at": iso_utc(self._wall_started, "milliseconds"),
+                "empty_at": iso_utc(self._wall_started + (zero_at - started), "milliseconds") if zero_at is not None else None,
             },
         }
