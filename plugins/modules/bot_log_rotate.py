@@ -20,10 +20,11 @@ description:
     log is truncated in place; the bot's next append lands at the start of the emptied file."
   - "Why no line is lost: a plain copytruncate loses what is written between the end of the copy
     and the truncation. Here the bulk is copied while the bot runs; then every process that has
-    the log open for writing is paused (C(SIGSTOP), waiting until each of its threads has
-    stopped), the bytes written since are copied too, the log is truncated, and the writers are
-    resumed (C(SIGCONT), in a C(finally)). The pause covers only that last tail: typically well
-    under a millisecond. A process that was already stopped is left stopped."
+    the log open for writing (and every process of O(writer_units) whose open files cannot be
+    read) is paused (C(SIGSTOP), waiting until each of its threads has stopped), the bytes written
+    since are copied too, the log is truncated, and the writers are resumed (C(SIGCONT), in a
+    C(finally)). The pause covers only that last tail: milliseconds. A process that was already
+    stopped is left stopped."
   - "A writer that has the log open without C(O_APPEND) would keep writing at its old offset
     after the truncation and leave a hole of zero bytes; such a log is not rotated and the result
     says why."
@@ -181,24 +182,21 @@ def first_line_time(path):
     return datetime.strptime(match.group(1).replace(" ", "T"), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
 
 
-def unit_pids(module, units):
-    """The processes of the given systemd units (from their cgroups; no ptrace rights needed)."""
+def unit_pids(units):
+    """The processes of the given systemd units, by the cgroup each process is in (/proc/<pid>/cgroup
+    is readable without ptrace rights, on cgroup v1 and v2, inside a container too)."""
+    names = ["/" + (unit if "." in unit else unit + ".service") for unit in units]
     pids = set()
-    systemctl = module.get_bin_path("systemctl")
-    if not systemctl:
-        return pids
-    for unit in units:
-        rc, out, _err = module.run_command([systemctl, "show", "--property", "ControlGroup", "--value", unit])
-        group = out.strip() if rc == 0 else ""
-        if not group:
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
             continue
-        for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd"):
-            try:
-                with open(root + group + "/cgroup.procs", "r") as handle:
-                    pids.update(int(line) for line in handle if line.strip())
-                break
-            except (OSError, ValueError):
-                continue
+        try:
+            with open("/proc/%s/cgroup" % entry, "r") as handle:
+                paths = [line.rstrip("\n").split(":", 2)[-1] for line in handle]
+        except OSError:
+            continue
+        if any(path.endswith(name) or (name + "/") in path for path in paths for name in names):
+            pids.add(int(entry))
     return pids
 
 
@@ -221,6 +219,13 @@ def writers_of(path, candidates=()):
         for fd in fds:
             try:
                 info = os.stat(os.path.join(fd_dir, fd))
+            except PermissionError:  # no ptrace rights over it (root without CAP_SYS_PTRACE)
+                if int(entry) in candidates:
+                    uninspected.add(int(entry))
+                break
+            except OSError:
+                continue
+            try:
                 if (info.st_dev, info.st_ino) != (target.st_dev, target.st_ino):
                     continue
                 with open("/proc/%s/fdinfo/%s" % (entry, fd), "r") as handle:
@@ -398,7 +403,7 @@ def main():
 
     logs, rotated, failed = [], [], []
     now = time.time()
-    candidates = unit_pids(module, params["writer_units"]) if params["pause_writers"] else set()
+    candidates = unit_pids(params["writer_units"]) if params["pause_writers"] else set()
     for path in params["paths"]:
         entry = dict(path=path, exists=os.path.isfile(path), size=0, age_days=None, rotate=False, reason="",
                      rotated_to=None, bytes=0, tail_bytes=0, writers=[], uninspected=[], paused_ms=0.0, removed=[], error=None)

@@ -7,6 +7,13 @@ import json
 import time
 
 import pytest
+import support.runbook as _rb
+_orig = _rb.Drill.playbook
+def _timed(self, *a, **k):
+    r = _orig(self, *a, **k)
+    print('TIMING', a[0], k.get('check'), round(r.finished - r.started, 1))
+    return r
+_rb.Drill.playbook = _timed
 
 from support.drill import wait_for
 from support.runbook import assert_no_secrets, milestone_times
