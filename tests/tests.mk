@@ -1,7 +1,9 @@
 # Test targets (included by the top-level Makefile). `make test` runs them all, in the order that
 # fails fastest: cheap checks first, the drill fleet last.
 PYTEST := $(VENV)/bin/pytest
-SANITY_ROOT := $(BUILD)/sanity/ansible_collections/tradeops/incident_response
+# Outside the checkout: inside it, ansible-test asks git which files exist, and build/ is ignored.
+SANITY_BASE := /tmp/tradeops-sanity
+SANITY_ROOT := $(SANITY_BASE)/ansible_collections/tradeops/incident_response
 COLLECTION_TARBALL := $(BUILD)/dist/tradeops-incident_response-$(shell sed -n 's/^version: *//p' galaxy.yml).tar.gz
 
 .PHONY: test unit integration sanity collection-build molecule
@@ -21,7 +23,7 @@ collection-build: venv
 	$(VENV)/bin/ansible-galaxy collection build --output-path $(BUILD)/dist $(ROOT)
 
 sanity: venv collection-build
-	rm -rf $(BUILD)/sanity && mkdir -p $(SANITY_ROOT)
+	rm -rf $(SANITY_BASE) && mkdir -p $(SANITY_ROOT)
 	tar -xzf $(COLLECTION_TARBALL) -C $(SANITY_ROOT)
 	# ansible-test bootstraps pip in each sanity venv from a script it downloads from a host
 	# CI cannot reach; tests/sanity/get_pip_offline.py does the same from ensurepip and PyPI.

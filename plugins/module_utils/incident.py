@@ -41,6 +41,7 @@ INCIDENT_TYPES = {
     "checklist": {"title": "Prevention Checklist", "severity": "P4", "target_s": None, "target": "n/a"},
 }
 SEVERITIES = ("P1", "P2", "P3", "P4")
+ROUTINE_TYPES = ("checklist", "dr_drill")
 STATUSES = ("Investigating", "Mitigating", "Resolved", "Failed")
 
 _SECRET_KEY_RE = re.compile(r"(private_?key|secret|token|jwt|password|passphrase|routing_key|webhook|authorization)", re.I)
@@ -176,8 +177,8 @@ def render_markdown(record: dict) -> str:
         out.append("## Failure\n\n%s\n" % record["error"])
     out.append("## Timeline\n\n| UTC | +s | step | status | details |\n|---|---|---|---|---|")
     for entry in record.get("timeline", []):
-        out.append("| %s | %s | %s | %s | %s |" % (entry["time"], entry["elapsed_s"], _cell(entry["step"]), entry["status"],
-                                                  _cell(entry.get("details") or "")))
+        cells = (entry["time"], entry["elapsed_s"], _cell(entry["step"]), entry["status"], _cell(entry.get("details") or ""))
+        out.append("| %s | %s | %s | %s | %s |" % cells)
     out.append("")
     milestones = record.get("milestones") or {}
     if milestones:
@@ -187,11 +188,14 @@ def render_markdown(record: dict) -> str:
         out.append("")
     if record.get("final_state"):
         out.append("## Final state\n\n```json\n%s\n```\n" % json.dumps(record["final_state"], indent=2, sort_keys=True, default=str))
+    # Checklists and drills are routine runs: a to-do list, no post-incident review.
+    routine = record.get("type") in ROUTINE_TYPES
     if record.get("checklist"):
-        out.append("## Post-incident checklist\n")
+        out.append("## %s\n" % ("To do" if routine else "Post-incident checklist"))
         out.extend("- [ ] %s" % item for item in record["checklist"])
         out.append("")
-    out.append("## Post-incident review (SOP: within 48 hours)\n")
-    for heading in ("Root cause analysis", "Impact assessment (PnL, positions)", "Lessons learned", "Prevention measures"):
-        out.append("### %s\n\n_to be written by the incident commander_\n" % heading)
+    if not routine:
+        out.append("## Post-incident review (SOP: within 48 hours)\n")
+        for heading in ("Root cause analysis", "Impact assessment (PnL, positions)", "Lessons learned", "Prevention measures"):
+            out.append("### %s\n\n_to be written by the incident commander_\n" % heading)
     return "\n".join(out) + "\n"

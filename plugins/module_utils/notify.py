@@ -90,7 +90,8 @@ def pagerduty_payload(routing_key: str, event_action: str, dedup_key: Optional[s
         event["dedup_key"] = dedup_key
     if event_action != "trigger":
         return event
-    assert fields is not None and text is not None
+    if fields is None or text is None:
+        raise ValueError("a PagerDuty trigger needs the alert's fields and text")
     custom = {
         "incident": fields["incident"], "sop_severity": fields["severity"], "impact": fields["impact"],
         "status": fields["status"], "actions": fields["actions"], "eta": fields["eta"], "alert_text": text,

@@ -54,6 +54,12 @@ options:
     description: The trading-mode file, reported in RV(trading_mode) (the context of a feed problem).
     type: path
     default: /var/lib/trading-bot/trading_mode
+  unit:
+    description:
+      - The bot's market-data systemd unit, reported in RV(unit) (a masked unit means the host is
+        contained); empty to skip.
+    type: str
+    default: trading-bot-perpetuals
   window:
     description: Seconds back from now over which disconnects and downtime are counted (the SOP's "per hour").
     type: float
@@ -70,9 +76,9 @@ options:
     description:
       - An epoch time (this host's clock); RV(since) counts the log events after it, for example
         after an incident was opened.
-      - With O(wait=clean), the clean period may have begun at this moment already: it counts
+      - "With O(wait=clean), the clean period may have begun at this moment already: it counts
         from O(since), or from the last unclean log line after it (a disconnect, stop, start,
-        failed connection or stale-data warning).
+        failed connection or stale-data warning)."
     type: float
   reach_urls:
     description:
@@ -200,6 +206,14 @@ trading_mode:
   returned: always
   type: str
   sample: NORMAL
+unit:
+  description: >-
+    The market-data unit: C(name), C(ActiveState), C(SubState), C(LoadState), C(MainPID) and
+    C(masked) (C(LoadState=masked), or a C(/dev/null) link in C(/etc/systemd/system.control)).
+    Empty when O(unit) is empty or systemd is not there.
+  returned: always
+  type: dict
+  sample: {"name": "trading-bot-perpetuals.service", "ActiveState": "active", "SubState": "running", "LoadState": "loaded", "MainPID": 812, "masked": false}
 connected:
   description:
     - Whether the bot is connected now. From the log (the last connection event is a C(connect));
@@ -548,6 +562,24 @@ def read_mode(path):
     return word if word in ("NORMAL", "REDUCE_ONLY", "HALTED") else "INVALID"
 
 
+def unit_state(module, name):
+    if not name:
+        return {}
+    if not name.endswith((".service", ".socket", ".timer")):
+        name += ".service"
+    systemctl = module.get_bin_path("systemctl")
+    if not systemctl:
+        return {}
+    rc, out, _err = module.run_command([systemctl, "show", name, "-p", "ActiveState,SubState,LoadState,MainPID"])
+    if rc != 0:
+        return {}
+    state = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    link = os.path.join("/etc/systemd/system.control", name)
+    masked = state.get("LoadState") == "masked" or (os.path.islink(link) and os.path.realpath(link) == "/dev/null")
+    return {"name": name, "ActiveState": state.get("ActiveState"), "SubState": state.get("SubState"),
+            "LoadState": state.get("LoadState"), "MainPID": int(state.get("MainPID") or 0), "masked": masked}
+
+
 def env_urls(path):
     urls = []
     with open(path, "r", encoding="utf-8") as handle:
@@ -679,6 +711,7 @@ class Watcher:
             started_epoch=round(started_epoch, 3),
             now_epoch=round(now, 3),
             trading_mode=read_mode(p["trading_mode_path"]),
+            unit=unit_state(self.module, p["unit"]),
             log={"path": p["log_path"], "readable": self.log.readable, "files": self.log.files, "error": self.log.error},
             connected=connected,
             connected_source=source,
@@ -739,6 +772,7 @@ def main():
             log_path=dict(type="path", default="/opt/trading-bot/logs/websocket.log"),
             market_state_path=dict(type="path", default="/var/lib/trading-bot/market.json"),
             trading_mode_path=dict(type="path", default="/var/lib/trading-bot/trading_mode"),
+            unit=dict(type="str", default="trading-bot-perpetuals"),
             window=dict(type="float", default=3600.0),
             stale_after=dict(type="float", default=5.0),
             critical_after=dict(type="float", default=30.0),

@@ -15,9 +15,9 @@ description:
     (section 2, more than 3 disconnects an hour a warning, more than 10 critical), on a fleet host.
   - Reads each log and its numbered rotations (C(<log>.1) ... C(<log>.9), oldest first, so a
     window that spans a rotation is counted whole), keeps the lines written in the last
-    O(hours) by their leading UTC timestamp (the fleet contract: every bot log line starts with
-    one; a line without one, such as a traceback, belongs to the line before it), and counts the
-    lines that match each of O(patterns).
+    O(hours) by their leading UTC timestamp (the fleet contract says every bot log line starts
+    with one; a line without one, such as a traceback, belongs to the line before it), and counts
+    the lines that match each of O(patterns).
   - For each pattern it reports the total in the window, the most in any rolling 60 minutes (the
     SOP's thresholds are per hour), and the last matching lines (cut to 200 characters).
   - Read-only.

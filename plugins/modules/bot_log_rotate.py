@@ -415,19 +415,19 @@ def main():
         born = first_line_time(path)
         if born is None and os.path.exists(path + ".1"):
             born = os.stat(path + ".1").st_mtime
-        if born is not None:
-            entry["age_days"] = round((now - born) / 86400.0, 3)
+        age = None if born is None else round((now - born) / 86400.0, 3)
+        entry["age_days"] = age
         if entry["size"] == 0:
             entry["reason"] = "empty"
         elif params["force"]:
             entry.update(rotate=True, reason="forced")
         elif entry["size"] >= max_size:
             entry.update(rotate=True, reason="size %d >= %d bytes" % (entry["size"], max_size))
-        elif params["max_age_days"] > 0 and entry["age_days"] is not None and entry["age_days"] >= params["max_age_days"]:
-            entry.update(rotate=True, reason="first line %.1f days old >= %s" % (entry["age_days"], params["max_age_days"]))
+        elif params["max_age_days"] > 0 and age is not None and age >= params["max_age_days"]:
+            entry.update(rotate=True, reason="first line %.1f days old >= %s" % (age, params["max_age_days"]))
         else:
             entry["reason"] = "size %d < %d bytes, age %s < %s days" % (
-                entry["size"], max_size, "unknown" if entry["age_days"] is None else "%.1f" % entry["age_days"],
+                entry["size"], max_size, "unknown" if age is None else "%.1f" % age,
                 params["max_age_days"])
         if not entry["rotate"]:
             continue

@@ -372,12 +372,12 @@ def main():
     ids = [p["product_id"] for p in product_ids]
 
     probes = {"market": ws_mod.EndpointProbe(params["ws_url"], MARKET_CHANNELS if ids else ["heartbeats"], ids, None,
-                                                context if params["ws_url"].startswith("wss://") else None,
-                                                params["timeout"], params["reconnect"])}
+                                             context if params["ws_url"].startswith("wss://") else None,
+                                             params["timeout"], params["reconnect"])}
     if params["auth"]:
         probes["user"] = ws_mod.EndpointProbe(params["ws_user_url"], USER_CHANNELS, [], credentials,
-                                                 context if params["ws_user_url"].startswith("wss://") else None,
-                                                 params["timeout"], params["reconnect"])
+                                              context if params["ws_user_url"].startswith("wss://") else None,
+                                              params["timeout"], params["reconnect"])
     try:
         ws_mod.run_probes(list(probes.values()), params["listen"])
     except CoinbaseError as exc:

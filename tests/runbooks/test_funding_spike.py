@@ -117,4 +117,4 @@ def test_approved_reduction_happens_exactly_once(drill, book):
     assert len(controller_requests(drill, since, paths=(CLOSE,))) == 1 and contracts(drill, BTC) == 4
     record = again.record("funding_spike")
     assert "already_reduced" in " ".join(e["step"] for e in record["timeline"])
-    assert record["final_state"]["reduced"] is False
+    assert record["final_state"]["reduced"] is False and record["status"] == "Mitigating"

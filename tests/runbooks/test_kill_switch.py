@@ -86,3 +86,17 @@ def test_kill_switch_through_ansible_runner(drill):
     assert closes == []
     for host in drill.hosts:
         assert drill.mode(host) == "REDUCE_ONLY" and drill.unit(host, "trading-bot-orders") == "inactive"
+
+
+def test_kill_switch_with_the_whole_fleet_unreachable(drill):
+    """A network partition: no host answers. The exchange side still ends at zero, the record is
+    closed, and the run fails naming every host (Ansible would otherwise stop at the host play)."""
+    drill.seed_book(orders_per_host=20)
+    run(["podman", "pause"] + drill.hosts)
+    result = drill.playbook("kill_switch.yml")
+    assert result.returncode != 0 and "KILL SWITCH INCOMPLETE" in result.output, result.output[-4000:]
+    assert all(host in result.output for host in drill.hosts)
+    assert drill.working_orders() == []
+    record = result.record("kill_switch")
+    assert record["status"] == "Failed" and "closed_at" in record
+    assert all(record["final_state"]["hosts"][h]["reachable"] is False for h in drill.hosts)

@@ -7,13 +7,6 @@ import json
 import time
 
 import pytest
-import support.runbook as _rb
-_orig = _rb.Drill.playbook
-def _timed(self, *a, **k):
-    r = _orig(self, *a, **k)
-    print('TIMING', a[0], k.get('check'), round(r.finished - r.started, 1))
-    return r
-_rb.Drill.playbook = _timed
 
 from support.drill import wait_for
 from support.runbook import assert_no_secrets, milestone_times
@@ -119,7 +112,8 @@ def test_breach_halts_then_the_recovery_reviews_resets_and_resumes(drill):
     assert (worst["product_id"], worst["side"], worst["size"], worst["price"]) == (BTC, "BUY", "100", "95000")
     assert -5600 < worst["net"] < -4400  # marked at ~90,000, less its commission
     assert analysis["by_product"][ETH]["net_markout"] < -150 and analysis["losing_products"][0] == BTC
-    assert analysis["cannot_compute"] and -3300 < analysis["not_explained_by_todays_fills"] < -2700
+    # The -3,000 set on the account has no fill behind it (less the ETH loss it overwrote and the bots' own).
+    assert analysis["cannot_compute"] and -3400 < analysis["not_explained_by_todays_fills"] < -2300
     questions = [q["question"] for e in record["timeline"] if "questions" in (e["details"] or {}) for q in e["details"]["questions"]]
     assert questions == ["Market conditions (volatility spike?)", "Strategy malfunction", "Data quality issues", "Execution problems"]
     assert limit_state(drill)["baseline"] is None
@@ -138,8 +132,8 @@ def test_breach_halts_then_the_recovery_reviews_resets_and_resumes(drill):
     assert all(trading(drill, h) for h in drill.hosts)
     wait_for(lambda: all(drill.order_posts_from(h, resumed) for h in drill.hosts), 60, what="every bot trading again")
     state = limit_state(drill)
-    confirmed = runner_record = review.record("loss_breach_recovery")  # the newest: the confirmed run's
-    assert runner_record["status"] == "Resolved" and sorted(confirmed["final_state"]["resumed_hosts"]) == sorted(drill.hosts)
+    confirmed = review.record("loss_breach_recovery")  # the newest: the confirmed run's
+    assert confirmed["status"] == "Resolved" and sorted(confirmed["final_state"]["resumed_hosts"]) == sorted(drill.hosts)
     total_at_reset = [e for e in confirmed["timeline"] if e["step"].startswith("Step 2")][0]["details"]["figures"]["total"]["value"]
     assert state["baseline"]["total"] == pytest.approx(total_at_reset) and total_at_reset < -5000
     assert state["breaches"][0]["reset_at"] and state["breaches"][0]["reset_incident_id"] == confirmed["incident_id"]
@@ -149,6 +143,7 @@ def test_breach_halts_then_the_recovery_reviews_resets_and_resumes(drill):
     assert check.returncode == 0, check.output[-5000:]
     line = check_log(drill)[-1]
     assert line["result"] == "within_limit" and line["baseline"] == state["baseline"]["total"]
+    assert float(line["loss_counted"]) < 1000 and float(line["total"]) < -5000  # past the plain limit, inside the reset one
     assert all(trading(drill, h) for h in drill.hosts)
     assert_no_secrets(breach.output + review.output + check.output, drill)
 

@@ -5,6 +5,7 @@ double's request log and alert sink, and the record."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -146,38 +147,48 @@ def test_four_disconnects_rehearse_then_pause_wait_verify_and_resume(drill):
     assert_no_secrets(result.output + rehearsal.output, drill)
 
 
-def test_critical_rate_and_long_downtime_page_and_a_dead_feed_is_named(drill):
-    """11 disconnects (> 10: critical) and a refused feed (downtime over a page threshold scaled to
-    10 s): P2 page; the hosts that reconnect are resumed, the one whose feed is dead stays
-    REDUCE_ONLY and the run fails naming it."""
+def test_critical_rate_and_long_downtime_page_wait_for_the_reconnect_and_name_a_dead_feed(drill):
+    """11 disconnects (> 10: critical) and more downtime than a page threshold scaled to 10 s: a P2
+    page. One bot's feed is down when the run starts and comes back while the run waits (it is
+    resumed); one never comes back (it stays REDUCE_ONLY and the run fails naming it)."""
     drill.control.clear_alerts()
     fresh_logs(drill)
     drop_feeds(drill, 11)
-    dead = drill.hosts[-1]
-    alive = [h for h in drill.hosts if h != dead]
-    sh(dead, "systemctl stop trading-bot-perpetuals")  # its market data never comes back (drill.reset starts it again)
-    wait_for(lambda: connected(drill) == set(alive), 30, 0.2, "only the others connected")
-    drill.control.ws_refuse(12)
-    drill.control.ws_drop(mode="abort")
-    extra = dict(FAST, ws_disconnect_page_downtime_s=10, ws_disconnect_clean_period=3, ws_disconnect_reconnect_timeout=45)
+    dead, late, well = drill.hosts
+    for host in (dead, late):  # their market data stops (drill.reset starts the units again)
+        sh(host, "systemctl stop trading-bot-perpetuals")
+    wait_for(lambda: connected(drill) == {well}, 30, 0.2, "only %s connected" % well)
+
+    def come_back_once_paused():
+        wait_for(lambda: drill.mode(late) == "REDUCE_ONLY", 300, 1.0, "%s paused" % late)
+        time.sleep(2)
+        sh(late, "systemctl start trading-bot-perpetuals")
+
+    comeback = threading.Thread(target=come_back_once_paused, daemon=True)
+    comeback.start()
+    extra = dict(FAST, ws_disconnect_page_downtime_s=10, ws_disconnect_clean_period=3, ws_disconnect_reconnect_timeout=20)
 
     result = drill.playbook("ws_disconnect.yml", extra)
+    comeback.join(5)
 
     assert result.returncode != 0, result.output[-4000:]
-    assert "WS DISCONNECT NOT RESOLVED" in result.output and dead in result.output.split("WS DISCONNECT NOT RESOLVED")[1][:2000]
-    assert "did NOT reconnect within 45 s" in result.output
+    assert "WS DISCONNECT NOT RESOLVED" in result.output
+    failure = result.output.split("WS DISCONNECT NOT RESOLVED", 1)[1].split("PLAY RECAP")[0]
+    assert dead in failure and late not in failure and well not in failure
+    assert "%s did NOT reconnect within 20 s" % dead in result.output
     assert drill.mode(dead) == "REDUCE_ONLY"
-    for host in alive:
+    for host in (late, well):
         assert drill.mode(host) == "NORMAL"
         assert [c for _, c in mode_changes(drill, host, result.started)] == ["NORMAL -> REDUCE_ONLY", "REDUCE_ONLY -> NORMAL"]
     record = result.record("ws_disconnect")
     state = record["final_state"]
     assert record["status"] == "Failed" and dead in record["error"]
     assert state["level"] == "critical" and state["page_oncall"] is True
-    assert all(state["feeds"][h]["disconnects"] >= 11 for h in drill.hosts)
-    assert state["feeds"][dead]["connected"] is False and state["feeds"][dead]["downtime_s"] > 10
-    assert state["not_recovered_hosts"] == [dead] and sorted(state["resumed_hosts"]) == sorted(alive)
+    assert all(state["feeds"][h]["disconnects"] >= 11 and state["feeds"][h]["downtime_s"] > 10 for h in drill.hosts)
+    assert state["feeds"][dead]["connected"] is False and state["feeds"][late]["connected"] is False
+    assert state["not_recovered_hosts"] == [dead] and sorted(state["resumed_hosts"]) == sorted([late, well])
     assert state["hosts"][dead]["trading_mode"] == "REDUCE_ONLY"
+    assert "%s: reconnected (1 connect(s) since the incident start)" % late in steps(record)
     page = ws_alerts(drill)[0]
     assert page["incident"]["severity"] == "P2" and page["details"]["page_oncall"] is True
     assert "PAGE ON-CALL" in page["text"]

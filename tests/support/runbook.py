@@ -13,9 +13,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
-import pytest
 import yaml
 
 from support.drill import BIN, INVENTORY, ROOT, run, sh, wait_for
@@ -78,7 +77,7 @@ class Drill:
         command += list(args)
         started = time.time()
         done = subprocess.run(command, cwd=str(ROOT), env=self.env(), capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, check=False)
         return RunbookResult(done.returncode, done.stdout + done.stderr, started, time.time(), self.records_dir)
 
     def runner(self, name: str, extra_vars: Optional[dict] = None, timeout: int = 600):
@@ -188,4 +187,3 @@ def assert_no_secrets(text: str, drill: Drill) -> None:
 def wait_quiet(seconds: float = 3.0) -> float:
     time.sleep(seconds)
     return time.time()
-

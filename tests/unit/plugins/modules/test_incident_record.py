@@ -52,9 +52,9 @@ def test_secrets_never_reach_the_record(tmp_path):
     pem = "-----BEGIN " + marker + "\nMHcCAQEEIB7ilHsA9e0eY8aWQ0P\n-----END " + marker
     token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJrZXkiLCJpc3MiOiJjZHAifQ.c2lnbmF0dXJlX2J5dGVz"
     run_module("incident_record", record_args(tmp_path, action="open", incident_type="auth_failure"))
-    closed = run_module("incident_record", record_args(tmp_path, action="close", details={"private_key": pem, "note": "Bearer " + token,
-                                                                                            "webhook_url": "https://hooks.slack.com/services/T/B/X",
-                                                                                            "private_key_path": "/etc/k.pem"}))
+    details = {"private_key": pem, "note": "Bearer " + token, "webhook_url": "https://hooks.slack.com/services/T/B/X",
+               "private_key_path": "/etc/k.pem"}
+    closed = run_module("incident_record", record_args(tmp_path, action="close", details=details))
     text = open(closed["json_path"]).read() + open(closed["markdown_path"]).read()
     assert "MHcCAQEE" not in text and "eyJzdWIi" not in text and "hooks.slack.com" not in text
     assert "/etc/k.pem" in text  # paths are not secrets
