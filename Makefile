@@ -17,7 +17,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 help:
 	@echo "make drill   set up this machine and run the disaster-recovery drill against the exchange double"
 	@echo "make test    set up this machine and run every test"
-	@echo "other targets: machine venv collection-link unit double-tests conformance integration molecule sanity fleet-image fleet-up fleet-down clean"
+	@echo "other targets: machine venv collection-link unit double-tests conformance integration sanity fleet-tests runbook-tests molecule fleet-image fleet-up fleet-down clean"
 
 # ---------------------------------------------------------------- machine and venv
 MACHINE_STAMP := /var/lib/tradeops-machine.stamp

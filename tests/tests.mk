@@ -6,9 +6,9 @@ SANITY_BASE := /tmp/tradeops-sanity
 SANITY_ROOT := $(SANITY_BASE)/ansible_collections/tradeops/incident_response
 COLLECTION_TARBALL := $(BUILD)/dist/tradeops-incident_response-$(shell sed -n 's/^version: *//p' galaxy.yml).tar.gz
 
-.PHONY: test unit integration sanity collection-build molecule
+.PHONY: test unit integration runbook-tests sanity collection-build molecule
 
-test: setup unit double-tests conformance sanity integration fleet-tests molecule
+test: setup unit double-tests conformance sanity integration fleet-tests runbook-tests molecule
 	@echo "make test: all suites passed"
 
 unit: venv collection-link
@@ -16,6 +16,11 @@ unit: venv collection-link
 
 integration: venv collection-link
 	$(PYTEST) tests/integration
+
+# Every runbook against the exchange double and a real drill fleet (one fleet for the session,
+# reset before each test), judged by the state it leaves there. The slowest tests are listed.
+runbook-tests: fleet-image collection-link
+	$(PYTEST) tests/runbooks --durations=15
 
 # The tarball is what AWX and Galaxy get; sanity runs on exactly that content.
 collection-build: venv

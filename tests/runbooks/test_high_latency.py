@@ -146,7 +146,7 @@ def test_high_latency_rehearses_scales_down_monitors_and_restores(drill):
             assert started_with(host, restore.started, "20.0"), host
         assert sh(busy, "test -e %s" % DEMAND, check=False).returncode == 0, "restore removed another drop-in"
         assert restore.record("high_latency")["final_state"]["restored"] is True
-        assert_no_secrets(result.output + restore.output, drill)
+        assert_no_secrets(result.output + restore.output + json.dumps(record), drill)
     finally:
         drill.control.clear_faults()
         sh(busy, "rm -f %s && systemctl daemon-reload && systemctl restart trading-bot-orders" % DEMAND)

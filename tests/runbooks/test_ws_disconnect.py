@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from support.drill import log_lines_since, sh, wait_for
+from support.drill import log_lines_since, run, sh, wait_for
 from support.runbook import assert_no_secrets
 
 pytestmark = pytest.mark.timeout(900)
@@ -144,7 +144,7 @@ def test_four_disconnects_rehearse_then_pause_wait_verify_and_resume(drill):
     assert [(a["incident"]["severity"], a["incident"]["status"]) for a in alerts] == [("P3", "Mitigating"), ("P3", "Resolved")]
     assert alerts[0]["details"]["page_oncall"] is False
     assert_clean_record(record)
-    assert_no_secrets(result.output + rehearsal.output, drill)
+    assert_no_secrets(result.output + rehearsal.output + json.dumps(record), drill)
 
 
 def test_critical_rate_and_long_downtime_page_wait_for_the_reconnect_and_name_a_dead_feed(drill):
@@ -194,3 +194,23 @@ def test_critical_rate_and_long_downtime_page_wait_for_the_reconnect_and_name_a_
     assert "PAGE ON-CALL" in page["text"]
     assert not [a for a in ws_alerts(drill) if a["incident"]["status"] == "Resolved"]  # no all-clear while a host is down
     assert_clean_record(record)
+
+
+def test_whole_fleet_unreachable_closes_the_record_and_fails_naming_every_host(drill):
+    """A partition between the controller and the fleet: no host can be read. Ansible would stop
+    the playbook at the first host play; the runbook goes on, closes the record and fails loudly."""
+    drill.control.clear_alerts()
+    run(["podman", "pause"] + drill.hosts)
+    try:
+        result = drill.playbook("ws_disconnect.yml", FAST)
+    finally:
+        run(["podman", "unpause"] + drill.hosts, check=False)
+    assert result.returncode != 0, result.output[-4000:]
+    failure = result.output.split("WS DISCONNECT NOT RESOLVED", 1)[1].split("PLAY RECAP")[0]
+    assert "feed not read (unreachable or failed)" in failure and all(h in failure for h in drill.hosts)
+    record = result.record("ws_disconnect")
+    assert record["status"] == "Failed" and "closed_at" in record
+    assert all(record["final_state"]["hosts"][h]["reachable"] is False for h in drill.hosts)
+    assert "%s: feed NOT read" % drill.hosts[0] in steps(record)
+    for host in drill.hosts:  # nothing was changed on the hosts
+        assert drill.mode(host) == "NORMAL"
