@@ -19,8 +19,9 @@ description:
     C(-c), C(-T), C(-f), C(-b), C(--become-method), C(--become-user), the SSH argument options and
     the password files. Not forwarded: tags, C(--check), C(--diff), verbosity, C(--step),
     C(--start-at-task): the caller decides those."
-  - Password prompts (C(-k), C(-K), C(--ask-vault-pass)) cannot be answered by a second run; they
-    are listed in RV(_raw.prompts) so the caller can say so instead of hanging.
+  - Password prompts (C(-k), C(-K), C(--ask-vault-pass), and C(--vault-id) values whose source is
+    C(prompt), such as C(prod@prompt)) cannot be answered by a second run; they are listed in
+    RV(_raw.prompts) so the caller can say so instead of hanging.
   - Extra vars can hold secrets (an AWX credential injected as extra vars); the caller must not
     print the arguments (C(no_log) on the task that runs them).
 author:
@@ -67,7 +68,7 @@ _raw:
       description: Password prompts the run was started with, which a second run cannot answer.
       type: list
       elements: str
-      sample: ["--ask-become-pass"]
+      sample: ["--ask-become-pass", "--vault-id prod@prompt"]
 """
 
 import os
@@ -96,6 +97,12 @@ _VALUE_OPTIONS = (
     ("become_password_file", "--become-password-file", None),
 )
 _PROMPTS = (("ask_pass", "--ask-pass"), ("become_ask_pass", "--ask-become-pass"), ("ask_vault_pass", "--ask-vault-pass"))
+
+
+def _prompts_for_password(vault_id):
+    """Whether a --vault-id value asks for its password: ``label@prompt``, ``@prompt`` or ``prompt`` (as ansible parses it)."""
+    source = vault_id.split("@", 1)[1] if "@" in vault_id else vault_id
+    return source in ("prompt", "prompt_ask_vault_pass")
 
 
 def _absolute(path, cwd):
@@ -129,4 +136,6 @@ class LookupModule(LookupBase):
         if args.get("become"):
             argv.append("--become")
         prompts = [option for key, option in _PROMPTS if args.get(key)]
+        # --vault-id label@prompt (or just "prompt") asks for the password too: forwarded, and listed here.
+        prompts += ["--vault-id %s" % vault_id for vault_id in args.get("vault_ids") or () if _prompts_for_password(vault_id)]
         return [{"argv": argv, "cwd": cwd, "inventory": inventory, "prompts": prompts}]

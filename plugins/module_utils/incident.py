@@ -68,7 +68,8 @@ def parse_time(text: str) -> datetime:
 
 
 def scrub(value: Any) -> Any:
-    """Drop anything secret-looking before it is written: by key name, and by content (PEM, JWT)."""
+    """Drop anything secret-looking before it is written: by key name, and by content (``errors.redact``:
+    PEM, JWT, bearer tokens, webhook URLs, credentials and secret-named parameters in URLs)."""
     if isinstance(value, dict):
         clean = {}
         for key, item in value.items():
@@ -99,16 +100,36 @@ class RecordStore:
         self.json_path = os.path.join(records_dir, self.incident_id + ".json")
         self.markdown_path = os.path.join(records_dir, self.incident_id + ".md")
         self._lock_path = os.path.join(records_dir, "." + self.incident_id + ".lock")
+        self.changed = False  # whether the last update() wrote the record
 
     def ensure_dir(self) -> None:
         os.makedirs(self.records_dir, mode=0o750, exist_ok=True)
 
-    def load(self) -> Optional[dict]:
+    def _read_text(self) -> Optional[str]:
         try:
             with open(self.json_path, "r", encoding="utf-8") as handle:
-                return json.load(handle)
+                return handle.read()
         except FileNotFoundError:
             return None
+
+    def _parse(self, text: Optional[str]) -> Optional[dict]:
+        """The record in ``text``; ValueError naming the file when it is not a JSON object."""
+        if text is None:
+            return None
+        try:
+            record = json.loads(text)
+        except ValueError as exc:
+            raise ValueError("The incident record %s is not valid JSON (%s): move it aside or repair it." % (self.json_path, exc)) from None
+        if not isinstance(record, dict):
+            raise ValueError("The incident record %s is not a JSON object: move it aside or repair it." % self.json_path)
+        return record
+
+    def load(self) -> Optional[dict]:
+        """The record, None when there is none; ValueError naming the file when it is corrupt."""
+        try:
+            return self._parse(self._read_text())
+        except UnicodeDecodeError as exc:
+            raise ValueError("The incident record %s is not UTF-8 text (%s): move it aside or repair it." % (self.json_path, exc.reason)) from None
 
     def _write(self, path: str, text: str) -> None:
         handle, temp = tempfile.mkstemp(dir=self.records_dir, prefix=".tmp-")
@@ -123,13 +144,21 @@ class RecordStore:
             raise
 
     def update(self, change) -> dict:
-        """Load, apply ``change(record) -> record``, write back, under a lock (forks may call at once)."""
+        """Load, apply ``change(record) -> record``, write back, under a lock (forks may call at once).
+
+        The file is not rewritten when the change leaves it as it was; ``self.changed`` says whether it was written.
+        """
         self.ensure_dir()
+        self.changed = False
         with open(self._lock_path, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            record = change(self.load())
-            record = scrub(record)
-            self._write(self.json_path, json.dumps(record, indent=2, sort_keys=False, default=str) + "\n")
+            before = self.load()
+            old_text = None if before is None else json.dumps(before, indent=2, sort_keys=False, default=str) + "\n"
+            record = scrub(change(before))
+            text = json.dumps(record, indent=2, sort_keys=False, default=str) + "\n"
+            if text != old_text:
+                self._write(self.json_path, text)
+                self.changed = True
             return record
 
     def write_markdown(self, text: str) -> None:

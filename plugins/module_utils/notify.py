@@ -13,11 +13,13 @@ and connection errors; errors never carry the webhook URL or the routing key.
 
 from __future__ import annotations
 
+import http.client
 import json
+import re
 import time
 from typing import Any, Callable, Optional
-
 from urllib.error import HTTPError, URLError
+from urllib.parse import urlsplit
 
 from ansible.module_utils.urls import open_url
 
@@ -37,6 +39,8 @@ MAX_WAIT_S = 10.0
 RETRY_AFTER_CAP_S = 30.0
 _BODY_MAX = 300
 MASK = "********"
+# Whitespace and control characters: http.client refuses them with an InvalidURL that quotes the URL.
+_BAD_URL_CHARS = re.compile(r"[\x00-\x20\x7f]")
 
 
 class NotifyError(Exception):
@@ -118,6 +122,29 @@ def masked(payload: dict) -> dict:
     return dict(payload, routing_key=MASK) if "routing_key" in payload else dict(payload)
 
 
+def check_url(url: Any, option: str = "url") -> None:
+    """Refuse a URL that cannot be posted to; the message never contains the URL (it is a secret)."""
+    problem = None
+    if not isinstance(url, str) or not url:
+        problem = "is empty"
+    elif _BAD_URL_CHARS.search(url):
+        problem = "contains whitespace or control characters"
+    else:
+        try:
+            parts = urlsplit(url)
+            port_ok = parts.port is None or parts.port > 0  # .port raises ValueError on a bad port
+        except ValueError:
+            parts, port_ok = None, False
+        if parts is None or not port_ok:
+            problem = "cannot be parsed (check the host and port)"
+        elif parts.scheme.lower() not in ("https", "http"):
+            problem = "must be an https:// (or http://) URL"
+        elif not parts.hostname:
+            problem = "has no host"
+    if problem:
+        raise ValueError("%s %s; the value is not shown because it is a secret." % (option, problem))
+
+
 def _read(response: Any) -> str:
     try:
         data = response.read()
@@ -134,6 +161,10 @@ def post_json(url: str, payload: dict, *, timeout: float, validate_certs: bool, 
 
     ``what`` names the destination in messages ("the Slack webhook"); the URL never appears.
     """
+    try:
+        check_url(url)
+    except ValueError as exc:
+        raise NotifyError("%s: %s" % (what, exc)) from None
     data = json.dumps(payload).encode("utf-8")
     # The collection's one backoff policy, with shorter waits: an alert is worth little late.
     policy = RetryPolicy(max_retries=max_retries, initial_delay=retry_delay, max_delay=MAX_WAIT_S, retry_after_cap=RETRY_AFTER_CAP_S)
@@ -155,6 +186,13 @@ def post_json(url: str, payload: dict, *, timeout: float, validate_certs: bool, 
         except (URLError, OSError) as exc:  # refused, DNS, TLS, timeout
             reason = getattr(exc, "reason", exc)
             status, body = None, "%s: %s" % (type(reason).__name__, reason)
+        except (http.client.InvalidURL, ValueError) as exc:
+            # Their text quotes the URL (a secret): only the type is reported, and retrying cannot help.
+            attempts.append({"status": None, "wait_before_s": wait, "elapsed_ms": round((time.monotonic() - started) * 1000.0, 1)})
+            raise NotifyError("%s could not be sent the alert: the URL was refused (%s)." % (what, type(exc).__name__),
+                              None, None, attempts) from None
+        except http.client.HTTPException as exc:  # a broken answer (BadStatusLine, IncompleteRead, ...): retried
+            status, body = None, type(exc).__name__
         body = redact(body[:_BODY_MAX])
         attempts.append({"status": status, "wait_before_s": wait, "elapsed_ms": round((time.monotonic() - started) * 1000.0, 1)})
         if status is not None and 200 <= status < 300:

@@ -352,6 +352,8 @@ from datetime import datetime, timezone
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.six.moves.urllib.parse import urlsplit
 
+from ansible_collections.tradeops.incident_response.plugins.module_utils.systemd_paths import MASK_DIR
+
 LINE_RE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)Z\s+([A-Z]+)\s+(.*)$")
 # The contract's event words (docs/architecture.md); order matters: the first match wins.
 EVENTS = (
@@ -574,7 +576,7 @@ def unit_state(module, name):
     if rc != 0:
         return {}
     state = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-    link = os.path.join("/etc/systemd/system.control", name)
+    link = os.path.join(MASK_DIR, name)  # where bot_units puts its mask
     masked = state.get("LoadState") == "masked" or (os.path.islink(link) and os.path.realpath(link) == "/dev/null")
     return {"name": name, "ActiveState": state.get("ActiveState"), "SubState": state.get("SubState"),
             "LoadState": state.get("LoadState"), "MainPID": int(state.get("MainPID") or 0), "masked": masked}
@@ -590,7 +592,12 @@ def env_urls(path):
     return urls
 
 
-def reach_one(url, timeout, ca_path):
+def tls_context(ca_path):
+    """The TLS context of every reach test, made once; OSError / ssl.SSLError when O(ca_path) cannot be loaded."""
+    return ssl.create_default_context(cafile=ca_path) if ca_path else ssl.create_default_context()
+
+
+def reach_one(url, timeout, context):
     parts = urlsplit(url)
     host, scheme = parts.hostname, (parts.scheme or "").lower()
     result = {"url": url, "host": host, "port": None, "tcp_ok": False, "tls_ok": None, "tcp_ms": None, "tls_ms": None, "error": None}
@@ -612,7 +619,6 @@ def reach_one(url, timeout, ca_path):
     result["tcp_ok"], result["tcp_ms"] = True, round((time.monotonic() - started) * 1000.0, 1)
     try:
         if scheme in ("wss", "https"):
-            context = ssl.create_default_context(cafile=ca_path) if ca_path else ssl.create_default_context()
             started = time.monotonic()
             try:
                 sock.settimeout(timeout)
@@ -698,6 +704,14 @@ class Watcher:
         p = self.p
         started = time.monotonic()
         started_epoch = time.time()
+        context = None
+        if p["reach"]:
+            # Once, and before any wait: a wrong ca_path fails at once, naming the option.
+            try:
+                context = tls_context(p["ca_path"])
+            except (OSError, ssl.SSLError) as exc:
+                self.module.fail_json(msg="ca_path %s cannot be loaded as a CA bundle: %s." % (
+                    p["ca_path"], getattr(exc, "strerror", None) or exc))
         self.log.load(time.time() - p["window"])
         result = {"changed": False, "window_s": p["window"]}
         if p["wait"] == "connected":
@@ -746,7 +760,7 @@ class Watcher:
                     urls = env_urls(p["env_file"])
                 except OSError as exc:
                     self.module.warn("Cannot read %s for the WebSocket URLs (%s): connectivity not tested." % (p["env_file"], exc.strerror or exc))
-            result["reach"] = [reach_one(url, p["reach_timeout"], p["ca_path"]) for url in urls]
+            result["reach"] = [reach_one(url, p["reach_timeout"], context) for url in urls]
             if result["reach"]:
                 result["reach_ok"] = all(r["tcp_ok"] and r["tls_ok"] is not False for r in result["reach"])
         result["ping"] = self.ping(result["reach"])

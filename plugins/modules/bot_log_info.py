@@ -117,7 +117,10 @@ def parse_time(line):
     match = TIMESTAMP.match(line)
     if not match:
         return None
-    moment = datetime.strptime(match.group(1).replace(" ", "T"), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    try:
+        moment = datetime.strptime(match.group(1).replace(" ", "T"), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    except ValueError:  # shaped like a timestamp but not a date (2026-13-45T99:00:00)
+        return None
     return moment.timestamp() + (float(match.group(2)) if match.group(2) else 0.0)
 
 

@@ -146,7 +146,10 @@ logs:
       type: list
       elements: str
     error:
-      description: Why the log could not be rotated.
+      description:
+        - Why the log could not be rotated, and what was already done on disk (older rotations
+          shifted or removed). A partial C(<log>.1) is removed again, so the log keeps all its content.
+        - The result is changed when anything was done on disk.
       type: str
 rotated:
   description: The logs that were (in check mode, would be) rotated.
@@ -179,7 +182,11 @@ def first_line_time(path):
     match = TIMESTAMP.match(line)
     if not match:
         return None
-    return datetime.strptime(match.group(1).replace(" ", "T"), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+    try:
+        born = datetime.strptime(match.group(1).replace(" ", "T"), "%Y-%m-%dT%H:%M:%S")
+    except ValueError:  # shaped like a timestamp but not a date (2026-13-45T99:00:00)
+        return None
+    return born.replace(tzinfo=timezone.utc).timestamp()
 
 
 def unit_pids(units):
@@ -314,8 +321,11 @@ def copy_range(src, dst, start):
         dst.write(block)
 
 
-def shift(path, keep, check_mode):
-    """Make room for <path>.1: remove <path>.<keep> and beyond, rename .N to .N+1. Returns removed files."""
+def shift(path, keep, check_mode, done=None):
+    """Make room for <path>.1: remove <path>.<keep> and beyond, rename .N to .N+1. Returns removed files.
+
+    Each step taken is appended to ``done`` (when given), so a failure later still says what changed."""
+    done = [] if done is None else done
     removed = []
     number = keep
     while os.path.exists("%s.%d" % (path, number)):
@@ -324,13 +334,35 @@ def shift(path, keep, check_mode):
     if not check_mode:
         for old in removed:
             os.unlink(old)
+            done.append("removed %s" % old)
         for number in range(keep - 1, 0, -1):
             if os.path.exists("%s.%d" % (path, number)):
                 os.rename("%s.%d" % (path, number), "%s.%d" % (path, number + 1))
+                done.append("renamed %s.%d to .%d" % (path, number, number + 1))
     return removed
 
 
-def rotate(path, keep, pause_writers, candidates, result):
+def drop_copy(path, keep, ours):
+    """Remove our copy (by its inode) from <path>.1 .. (the writer may have shifted it along);
+    True when it is gone."""
+    for number in range(1, keep + 10):
+        candidate = "%s.%d" % (path, number)
+        try:
+            found = os.lstat(candidate)
+        except OSError:
+            continue
+        if (found.st_dev, found.st_ino) == (ours.st_dev, ours.st_ino):
+            try:
+                os.unlink(candidate)
+            except OSError:
+                return False
+            return True
+    return True
+
+
+def rotate(path, keep, pause_writers, candidates, result, done):
+    """Rotate one log. Every change made on disk is appended to ``done``; on a failure before the
+    truncation our partial <path>.1 is removed again (the log itself is untouched then)."""
     info = os.stat(path)
     writers, uninspected = writers_of(path, candidates)
     result["writers"] = sorted([pid for pid, _appends in writers] + uninspected)
@@ -339,43 +371,46 @@ def rotate(path, keep, pause_writers, candidates, result):
     if no_append:
         raise ValueError("process(es) %s write the log without O_APPEND: after a truncation they would keep writing at"
                          " their old offset and leave a hole; restart them to rotate instead" % no_append)
-    result["removed"] = shift(path, keep, False)
+    result["removed"] = shift(path, keep, False, done)
     target = path + ".1"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(target, flags, 0o600)
-    with os.fdopen(fd, "wb") as dst, open(path, "rb") as src:
-        os.fchown(dst.fileno(), info.st_uid, info.st_gid)
-        os.fchmod(dst.fileno(), info.st_mode & 0o7777)
-        offset = copy_range(src, dst, 0)
-        bulk = offset
-        dst.flush()
-        os.fsync(dst.fileno())  # the bulk is on disk before the pause, so the pause flushes only the tail
-        pids = result["writers"] if pause_writers else []
-        with Paused(pids) as paused:
-            now = os.stat(path)
-            if (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino):
-                # The bot rotated the log itself while we copied (its own rotation holds everything,
-                # and it shifted our copy along with its files): find our copy by its inode and drop it.
-                paused.resume()
-                ours = os.fstat(dst.fileno())
-                dst.close()
-                for number in range(1, keep + 10):
-                    candidate = "%s.%d" % (path, number)
-                    try:
-                        found = os.stat(candidate)
-                    except OSError:
-                        continue
-                    if (found.st_dev, found.st_ino) == (ours.st_dev, ours.st_ino):
-                        os.unlink(candidate)
-                        break
-                result.update(rotate=False, reason="the writer rotated the log itself meanwhile; nothing to do",
-                              rotated_to=None)
-                return
-            offset = copy_range(src, dst, offset)
+    ours = os.fstat(fd)
+    truncated = False
+    try:
+        with os.fdopen(fd, "wb") as dst, open(path, "rb") as src:
+            os.fchown(dst.fileno(), info.st_uid, info.st_gid)
+            os.fchmod(dst.fileno(), info.st_mode & 0o7777)
+            offset = copy_range(src, dst, 0)
+            bulk = offset
             dst.flush()
-            os.fsync(dst.fileno())
-            os.truncate(path, 0)
-        result["paused_ms"] = paused.elapsed_ms if pause_writers else 0.0
+            os.fsync(dst.fileno())  # the bulk is on disk before the pause, so the pause flushes only the tail
+            pids = result["writers"] if pause_writers else []
+            with Paused(pids) as paused:
+                now = os.stat(path)
+                if (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino):
+                    # The bot rotated the log itself while we copied (its own rotation holds everything,
+                    # and it shifted our copy along with its files): find our copy by its inode and drop it.
+                    paused.resume()
+                    dst.close()
+                    if not drop_copy(path, keep, ours):
+                        raise OSError(errno.EPERM, "cannot remove our copy after the writer rotated the log itself", target)
+                    result.update(rotate=False, reason="the writer rotated the log itself meanwhile; nothing to do",
+                                  rotated_to=None)
+                    return
+                offset = copy_range(src, dst, offset)
+                dst.flush()
+                os.fsync(dst.fileno())
+                os.truncate(path, 0)
+                truncated = True
+                done.append("copied %s to %s and truncated it" % (path, target))
+            result["paused_ms"] = paused.elapsed_ms if pause_writers else 0.0
+    except BaseException:
+        # Before the truncation the log still holds everything: drop the partial copy. After it, the
+        # copy is the only place the content is, so it stays whatever failed later.
+        if not truncated and not drop_copy(path, keep, ours):
+            done.append("left the incomplete copy %s" % target)
+        raise
     result.update(rotated_to=target, bytes=offset, tail_bytes=offset - bulk)
 
 
@@ -402,6 +437,7 @@ def main():
         module.fail_json(msg="keep must be at least 1 (the rotation itself), not %d" % params["keep"])
 
     logs, rotated, failed = [], [], []
+    touched = []  # logs not rotated whose older rotations were still shifted (or a copy left behind)
     now = time.time()
     candidates = unit_pids(params["writer_units"]) if params["pause_writers"] else set()
     for path in params["paths"]:
@@ -438,17 +474,24 @@ def main():
             entry.update(writers=sorted([pid for pid, _appends in writers] + uninspected), uninspected=uninspected)
             rotated.append(path)
             continue
+        done = []
         try:
-            rotate(path, params["keep"], params["pause_writers"], candidates, entry)
+            rotate(path, params["keep"], params["pause_writers"], candidates, entry, done)
         except (OSError, ValueError) as exc:
-            entry.update(rotate=False, error=str(exc) if isinstance(exc, ValueError) else "%s: %s" % (
-                getattr(exc, "filename", None) or path, exc.strerror or exc))
+            error = str(exc) if isinstance(exc, ValueError) else "%s: %s" % (
+                getattr(exc, "filename", None) or path, exc.strerror or exc)
+            if done:
+                error += " (already done: %s)" % "; ".join(done)
+                touched.append(path)
+            entry.update(rotate=False, error=error)
             failed.append(path)
             continue
         if entry["rotate"]:
             rotated.append(path)
+        elif done:
+            touched.append(path)
 
-    result = dict(changed=bool(rotated), logs=logs, rotated=rotated)
+    result = dict(changed=bool(rotated or touched), logs=logs, rotated=rotated)
     if failed:
         module.fail_json(msg="could not rotate %s: %s" % (", ".join(failed), "; ".join(
             e["error"] for e in logs if e["error"])), **result)

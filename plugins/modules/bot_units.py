@@ -117,7 +117,11 @@ units:
       before: {LoadState: loaded, ActiveState: active, SubState: running, UnitFileState: enabled, MainPID: 512, masked_by: null}
       after: {LoadState: loaded, ActiveState: inactive, SubState: dead, UnitFileState: enabled, MainPID: 0, masked_by: null}
 actions:
-  description: What was done (or in check mode, would be done), one line per step.
+  description:
+    - What was done (or in check mode, would be done), one line per step.
+    - When the task fails while waiting, a stop, start or restart already queued with
+      C(systemctl --no-block) shows as C(issued systemctl <verb> --no-block <unit>), and the
+      result is changed.
   returned: always
   type: list
   elements: str
@@ -133,8 +137,7 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-
-MASK_DIR = "/etc/systemd/system.control"
+from ansible_collections.tradeops.incident_response.plugins.module_utils.systemd_paths import MASK_DIR
 PROPERTIES = ("Id", "LoadState", "ActiveState", "SubState", "UnitFileState", "MainPID", "Result",
               "InvocationID", "TimeoutStopUSec", "FragmentPath")
 REPORTED = ("LoadState", "ActiveState", "SubState", "UnitFileState", "MainPID")
@@ -157,7 +160,7 @@ class Units:
     def show(self, unit):
         rc, out, err = self.module.run_command([self.systemctl, "show", "--property=" + ",".join(PROPERTIES), unit])
         if rc != 0:
-            self.module.fail_json(msg="systemctl show %s failed (rc=%s): %s" % (unit, rc, (err or out).strip()))
+            self.fail("systemctl show %s failed (rc=%s): %s" % (unit, rc, (err or out).strip()))
         props = {}
         for line in out.splitlines():
             key, _sep, value = line.partition("=")
@@ -228,9 +231,12 @@ class Units:
     def act(self, step, units, before, timeout):
         """All units at once, then wait for each: a slow unit does not delay the others."""
         self.systemctl_run([step, "--no-block"] + units, "systemctl %s %s" % (step, " ".join(units)))
+        # The job is queued now: should the wait fail, the failure must still say what was issued.
+        first = len(self.actions)
+        self.actions.extend("issued systemctl %s --no-block %s (was %s)" % (step, u, self.brief(before[u])) for u in units)
         reached = self.wait(units, CHECKS[step], step, before, timeout)
-        self.actions.extend("%s %s (%s -> %s) in %.1f s" % (
-            PAST[step], u, self.brief(before[u]), self.brief(reached[u]), self.reached_at[u]) for u in units)
+        self.actions[first:first + len(units)] = ["%s %s (%s -> %s) in %.1f s" % (
+            PAST[step], u, self.brief(before[u]), self.brief(reached[u]), self.reached_at[u]) for u in units]
 
     def daemon_reload(self):
         self.systemctl_run(["daemon-reload"], "systemctl daemon-reload")

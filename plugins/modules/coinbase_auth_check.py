@@ -203,7 +203,7 @@ accounts:
       type: bool
       sample: true
     count:
-      description: Number of accounts listed.
+      description: Number of accounts listed (every page).
       type: int
       sample: 2
 diagnosis:
@@ -266,7 +266,7 @@ requests:
 """
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -286,6 +286,7 @@ from ansible_collections.tradeops.incident_response.plugins.module_utils._coinba
     coinbase_argument_spec,
     load_module_credentials,
 )
+from ansible_collections.tradeops.incident_response.plugins.module_utils._coinbase.timeutil import iso_utc
 from ansible_collections.tradeops.incident_response.plugins.module_utils._coinbase.tokens import (
     build_rest_jwt,
     decode_unverified,
@@ -295,7 +296,7 @@ PERMISSION_FIELDS = {"view": "can_view", "trade": "can_trade", "transfer": "can_
 
 
 def iso(ts):
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_utc(ts, "milliseconds")
 
 
 def server_epoch(data):
@@ -435,7 +436,7 @@ class AuthChecker:
             self.warnings.append("This key can transfer funds; a trading key should have view and trade only.")
 
         try:
-            accounts = client.request("GET", "/accounts", params={"limit": 250}).get("accounts") or []
+            accounts = client.list_accounts(page_size=250)  # every page, not only the first 250
             self.result["accounts"] = {"ok": True, "count": len(accounts)}
         except PermissionDeniedError as exc:
             self.result["accounts"] = {"ok": False, "count": 0}

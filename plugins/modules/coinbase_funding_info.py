@@ -271,6 +271,7 @@ from ansible_collections.tradeops.incident_response.plugins.module_utils._coinba
     fail_coinbase,
     load_module_credentials,
 )
+from ansible_collections.tradeops.incident_response.plugins.module_utils._coinbase.positions import signed_contracts
 from ansible_collections.tradeops.incident_response.plugins.module_utils._coinbase.timeutil import parse_optional_rfc3339
 
 
@@ -288,8 +289,9 @@ class FundingReport:
         positions = {}
         if self.params["read_positions"]:
             for position in client.list_positions():
-                contracts = funding_mod.to_float(position.get("number_of_contracts")) or 0.0
-                positions[position.get("product_id")] = -contracts if position.get("side") == "SHORT" else contracts
+                # the same reading of side and size as every other position module (Decimal, exact);
+                # float for the funding arithmetic, and "or 0.0" so a flat short is not -0.0
+                positions[position.get("product_id")] = float(signed_contracts(position)) or 0.0
         if self.params["products"]:
             wanted = products_mod.resolve(catalogue, self.params["products"])
         else:
@@ -410,6 +412,9 @@ def main():
         module.fail_json(msg=str(exc), error=exc.to_dict(), **report.result)
     except CoinbaseError as exc:
         fail_coinbase(module, exc, client, msg="Reading funding failed", **report.result)
+    except ValueError as exc:  # a position size Coinbase sent that is not a decimal number
+        module.fail_json(msg="Coinbase sent a figure that is not a number: %s" % exc,
+                         requests=client.summary() if client is not None else None, **report.result)
     result["requests"] = client.summary()
     client.close()
     module.exit_json(**result)

@@ -184,6 +184,7 @@ from ansible_collections.tradeops.incident_response.plugins.module_utils._coinba
     build_ws_jwt,
     decode_unverified,
     rest_uri,
+    signing_host,
 )
 
 NO_LOG_REQUIRED = (
@@ -196,10 +197,12 @@ NO_LOG_REQUIRED = (
 def request_target(api_url, path):
     """(base URL, host as signed, full path without query, query) for a path on api_url."""
     parts = urlsplit(api_url or DEFAULT_BASE_URL)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
+    try:
+        host = signing_host(api_url or DEFAULT_BASE_URL)
+    except ValueError:  # a port that is not a number
+        host = None
+    if parts.scheme not in ("https", "http") or not host:
         raise ValueError("api_url must be an https URL such as https://api.coinbase.com, got %r." % api_url)
-    default_port = 443 if parts.scheme == "https" else 80
-    host = parts.hostname if parts.port in (None, default_port) else "%s:%d" % (parts.hostname, parts.port)
     path, _sep, query = (path or "").strip().partition("?")
     if not path.startswith("/"):
         raise ValueError("path must start with '/', for example /accounts, got %r." % path)

@@ -174,7 +174,6 @@ problems:
 """
 
 import time
-from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -189,16 +188,16 @@ from ansible_collections.tradeops.incident_response.plugins.module_utils._coinba
     ISSUER,
     TOKEN_LIFETIME_SECONDS,
     decode_unverified,
+    signing_host,
 )
 
 
 def api_host(api_url):
-    """The host[:port] a token for ``api_url`` names in its uri claim (a default port is not written)."""
-    parts = urlsplit(api_url or "")
-    if not parts.hostname:
+    """The host[:port] a token for ``api_url`` names in its uri claim (tokens.signing_host); None when unreadable."""
+    try:
+        return signing_host(api_url)
+    except ValueError:  # a port that is not a number
         return None
-    default_port = 443 if parts.scheme == "https" else 80
-    return parts.hostname if parts.port in (None, default_port) else "%s:%d" % (parts.hostname, parts.port)
 
 
 def split_uri(uri):
@@ -211,9 +210,24 @@ def is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def usable_time(value):
+    """A numeric claim as epoch seconds, when it is finite and a UTC date can show it; None otherwise (1e20, NaN, inf)."""
+    if not is_number(value):
+        return None
+    try:
+        seconds = float(value)
+        iso_utc(seconds)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return seconds
+
+
 def describe(decoded, api_url, expected_key, now):
     header, claims = decoded["header"], decoded["claims"]
     key_name = header.get("kid") or claims.get("sub")
+    problems = []
+    exp_claim, nbf_claim = claims.get("exp"), claims.get("nbf")
+    exp, nbf = usable_time(exp_claim), usable_time(nbf_claim)
     result = {
         "changed": False,
         "key_name": key_name,
@@ -223,21 +237,24 @@ def describe(decoded, api_url, expected_key, now):
         "header_fields": sorted(header),
         "claims": claims,
         "expired": decoded["expired"],
-        "not_yet_valid": bool(is_number(claims.get("nbf")) and claims["nbf"] > now),
+        "not_yet_valid": bool(nbf is not None and nbf > now),
     }
-    problems = []
-    exp, nbf = claims.get("exp"), claims.get("nbf")
-    if is_number(exp):
+    if exp is not None:
         result.update(exp=int(exp), expires_at=iso_utc(exp), expires_in_s=round(exp - now, 1))
         if decoded["expired"]:
             problems.append("expired %.0f s ago (exp %s)" % (now - exp, iso_utc(exp)))
+    elif is_number(exp_claim):
+        problems.append("exp %.40s is not a usable time (out of range): Coinbase tokens expire %d s after nbf"
+                        % (exp_claim, TOKEN_LIFETIME_SECONDS))
     else:
         problems.append("no exp claim: Coinbase tokens carry one")
-    if is_number(nbf):
+    if nbf is not None:
         result.update(nbf=int(nbf), not_before=iso_utc(nbf))
         if result["not_yet_valid"]:
             problems.append("not valid for another %.0f s (nbf %s): the minting machine's clock is ahead of this one" % (nbf - now, iso_utc(nbf)))
-    if is_number(exp) and is_number(nbf):
+    elif is_number(nbf_claim):
+        problems.append("nbf %.40s is not a usable time (out of range)" % (nbf_claim,))
+    if exp is not None and nbf is not None:
         result["lifetime_s"] = int(exp - nbf)
         if exp - nbf > TOKEN_LIFETIME_SECONDS:
             problems.append("lifetime of %d s: Coinbase accepts at most %d s" % (exp - nbf, TOKEN_LIFETIME_SECONDS))
@@ -248,7 +265,9 @@ def describe(decoded, api_url, expected_key, now):
     if expected_key and key_name != expected_key.strip():
         problems.append("signed by %s, not by api_key_name %s" % (key_name, expected_key.strip()))
     uri = claims.get("uri")
-    if uri:
+    if uri and not isinstance(uri, str):
+        problems.append("the uri claim is a %s, not a string such as 'GET api.coinbase.com/api/v3/brokerage/accounts'" % type(uri).__name__)
+    elif uri:
         result["uri"] = uri
         result["request"] = split_uri(uri)
         host = api_host(api_url)

@@ -36,7 +36,9 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Lists the matching working orders and returns them as RV(would_cancel); sends no cancel.
+    description: >-
+      Lists the matching working orders and returns them as RV(would_cancel); sends no cancel.
+      Reports changed when at least one order would be cancelled.
   diff_mode:
     support: full
     description: Working orders per product before and after.
@@ -449,6 +451,8 @@ class OrderCanceller:
             preview = engine.preview()
             self.result["would_cancel"] = preview
             self.result["complete"] = preview["complete"]
+            # Check mode reports changed when a real run would change something.
+            self.result["changed"] = preview["count"] > 0
             self.result["diff"] = {"before": {"working_orders": preview["by_product"]}, "after": {"working_orders": {}}}
             return None
         report = engine.run()

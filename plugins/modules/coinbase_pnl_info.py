@@ -215,11 +215,17 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=COINBASE_MUTUALLY_EXCLUSIVE, supports_check_mode=True)
     check_libraries(module)
     params = module.params
-    limit = to_decimal(params["daily_loss_limit"]).normalize()  # 5000.0 -> 5000
-    if limit <= 0:
+    try:
+        limit = to_decimal(params["daily_loss_limit"]).normalize()  # 5000.0 -> 5000
+    except ValueError:  # .inf, .nan
+        limit = None
+    if limit is None or limit <= 0:
         module.fail_json(msg="daily_loss_limit must be a positive amount, the largest loss tolerated today (5000 = halt at a "
                              "5,000 USD loss), got %s." % params["daily_loss_limit"])
-    warn_at = to_decimal(params["warn_at_percent"])
+    try:
+        warn_at = to_decimal(params["warn_at_percent"])
+    except ValueError:  # .inf, .nan
+        module.fail_json(msg="warn_at_percent must be more than 0 and at most 100, got %s." % params["warn_at_percent"])
     warn_at = warn_at.normalize() if warn_at is not None else None
     if warn_at is not None and not Decimal(0) < warn_at <= Decimal(100):
         module.fail_json(msg="warn_at_percent must be more than 0 and at most 100, got %s." % params["warn_at_percent"])
@@ -234,6 +240,7 @@ def main():
         catalogue = client.list_products(product_type="FUTURE")
         figures = describe_positions(client.list_positions(), catalogue)
         result = daily_pnl(summary, figures, limit, warn_at, params["include_unrealized"])
+        balance_summary = describe_balance_summary(summary)
     except CoinbaseError as exc:
         fail_coinbase(module, exc, client, msg="Reading today's PnL failed")
     except ValueError as exc:  # a figure Coinbase sent that is not a decimal number
@@ -243,7 +250,7 @@ def main():
     result.update(
         changed=False,
         positions=[f.as_dict() for f in figures],
-        balance_summary=describe_balance_summary(summary),
+        balance_summary=balance_summary,
         requests=client.summary(),
     )
     module.exit_json(**result)

@@ -203,11 +203,12 @@ positions:
                "closed_reason": "FCM_TRADING_SESSION_CLOSED_REASON_UNDEFINED", "blockers": []}
     outcome:
       description: >-
-        V(closed) / V(reduced) (verified), V(unverified) (sent, target not reached in time),
-        V(already_flat), V(already_reduced) (this incident's reduce already filled),
-        V(nothing_to_reduce) (rounds to 0 contracts), V(blocked) (session closed, trading
-        disabled), V(rejected) (Coinbase refused the order), V(error) (the request failed; safe
-        to re-run), V(to_send) or V(pending) (check mode).
+        V(closed) / V(reduced) (verified), V(unverified) (sent, target not reached in time, or
+        the run stopped before it was verified), V(already_flat), V(already_reduced) (this
+        incident's reduce already filled), V(nothing_to_reduce) (rounds to 0 contracts),
+        V(blocked) (session closed, trading disabled), V(rejected) (Coinbase refused the order),
+        V(error) (the request failed, or the run stopped before sending it; safe to re-run),
+        V(to_send) or V(pending) (check mode).
       type: str
       sample: reduced
     reason:
@@ -231,6 +232,14 @@ positions:
       description: Whether the position reached its target (null when nothing was sent or waited for).
       type: bool
       sample: true
+    error:
+      description: >-
+        The failed request (C(kind), C(status), C(error), C(message), ...) when the outcome is
+        V(rejected), V(error) or V(unverified) because of an error, or when the run stopped
+        (a refused key, a figure that is not a number) before this product was sent or verified.
+      type: dict
+      returned: when a request for this product failed or the run stopped early
+      sample: {"kind": "unauthenticated", "status": 401, "message": "Unauthorized"}
 would_close:
   description: The orders a real run would send (product, display name, side, contracts, size, order side, target, client_order_id).
   returned: in check mode
@@ -347,18 +356,43 @@ class PositionManager:
         if self.module.check_mode:
             self.result["would_close"] = [p.would() for p in plans if p.outcome == "to_send"]
         else:
-            for plan in plans:
-                closer.send(plan)
-            closer.verify(plans, params["verify_timeout"], params["poll_interval"])
+            try:
+                for plan in plans:
+                    closer.send(plan)
+                closer.verify(plans, params["verify_timeout"], params["poll_interval"])
+            except (CoinbaseError, ValueError) as exc:
+                # A refused key (401/403) or an unreadable figure after some orders went out: the
+                # failure must still say which orders were sent, and that something changed.
+                self.interrupted(plans, exc)
+                raise
             waited = [p for p in plans if p.verified is not None]
             self.result["verified"] = all(p.verified for p in waited)
+        self.record(plans)
+        return plans
+
+    def record(self, plans):
         self.result["positions"] = [p.as_dict() for p in plans]
         self.result["changed"] = bool(self.result.get("would_close")) or any(p.sent for p in plans)
         self.result["diff"] = {
             "before": {"contracts": {p.product_id: as_number(p.contracts) for p in plans}},
             "after": {"contracts": {p.product_id: as_number(self.after(p)) for p in plans}},
         }
-        return plans
+
+    def interrupted(self, plans, exc):
+        """Mark what the stopped run left undone, then record every plan (sent orders included)."""
+        error = exc.to_dict() if isinstance(exc, CoinbaseError) else {"kind": "invalid_figure", "message": str(exc)}
+        for plan in plans:
+            if plan.outcome == "to_send":
+                plan.outcome = "error"
+                plan.reason = "Not sent: the run stopped: %s" % exc
+                plan.error = error
+            elif plan.outcome in ("sent", "pending"):
+                plan.outcome = "unverified"
+                plan.verified = False
+                plan.reason = "Not verified: the run stopped: %s" % exc
+                plan.error = error
+        self.result["verified"] = False
+        self.record(plans)
 
     def after(self, plan):
         if plan.contracts_after is not None:

@@ -64,6 +64,8 @@ options:
   auth:
     description:
       - Also probe the user WebSocket with the configured key (the SOP's C(--auth)); needs a key.
+      - With V(false) no key is loaded, even when one is configured (for example through
+        E(COINBASE_CDP_PRIVATE_KEY_PATH)), since the market-data WebSocket is public.
     type: bool
     default: false
   products:
@@ -270,8 +272,8 @@ from ansible_collections.tradeops.incident_response.plugins.module_utils._coinba
     coinbase_argument_spec,
     key_configured,
     load_module_credentials,
+    retry_policy,
 )
-from ansible_collections.tradeops.incident_response.plugins.module_utils._coinbase.retry import RetryPolicy
 
 MARKET_CHANNELS = ["heartbeats", "ticker"]
 USER_CHANNELS = ["heartbeats", "user"]
@@ -282,7 +284,7 @@ def resolve_products(module):
     market data); names as given, with a warning, when REST fails."""
     requested = [p.strip() for p in module.params["products"] if p and p.strip()]
     # A short retry: the probe is about the WebSocket; a failing REST API only costs the names.
-    retry = RetryPolicy(max_retries=min(module.params["max_retries"], 2), max_delay=min(module.params["retry_max_delay"], 2.0))
+    retry = retry_policy(module.params, max_retries_cap=2, max_delay_cap=2.0)
     client = build_client(module, None, retry=retry)
     try:
         catalogue = client.list_products(public=True)
@@ -362,11 +364,13 @@ def main():
         module.fail_json(msg="auth needs an API key for the user WebSocket: set private_key_path (or COINBASE_CDP_PRIVATE_KEY_PATH), key_file or private_key.")
 
     try:
-        credentials = load_module_credentials(module) if key_configured(params) else None
+        # The key is only for the user WebSocket: a public market-data probe neither needs nor loads it.
+        credentials = load_module_credentials(module) if params["auth"] else None
         product_ids = resolve_products(module)
-        context = ws_mod.ssl_context(params["ca_bundle"], params["validate_certs"])
     except (CredentialError, InputError) as exc:
         module.fail_json(msg=str(exc), error=exc.to_dict())
+    try:
+        context = ws_mod.ssl_context(params["ca_bundle"], params["validate_certs"])
     except (OSError, ValueError) as exc:
         module.fail_json(msg="ca_bundle %s cannot be loaded: %s." % (params["ca_bundle"], exc))
     ids = [p["product_id"] for p in product_ids]

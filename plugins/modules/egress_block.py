@@ -344,7 +344,10 @@ class EgressBlock:
         return out.strip() if rc == 0 else None
 
     def fail(self, msg, **extra):
-        self.module.fail_json(msg=msg, commands=self.commands, rules_added=self.rules_added,
+        """Fail with what was done so far; changed when a rule was already added or removed
+        (in check mode: would have been, as on success)."""
+        self.module.fail_json(msg=msg, changed=bool(self.rules_added or self.rules_removed), check_mode=self.check_mode,
+                              commands=self.commands, rules_added=self.rules_added,
                               rules_removed=self.rules_removed, **extra)
 
     # ------------------------------------------------------------------ present
@@ -453,8 +456,8 @@ class EgressBlock:
                 self.run(family, ["-D"] + parse_rule(line)[1:], "removing the jump %r" % line)
                 self.rules_removed.append("%s %s" % (command, line))
             if chain in ruleset.chains:
-                self.rules_removed.extend("%s %s" % (command, line) for line in ruleset.rules.get(chain, []))
                 self.run(family, ["-F", chain], "flushing chain %s" % chain)
+                self.rules_removed.extend("%s %s" % (command, line) for line in ruleset.rules.get(chain, []))
                 self.run(family, ["-X", chain], "deleting chain %s" % chain)
                 self.rules_removed.append("%s -X %s" % (command, chain))
             after[family] = [] if self.check_mode else self.read(family, required=True).describe(chain)

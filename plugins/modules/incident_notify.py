@@ -51,7 +51,11 @@ options:
         can post.
       - For O(kind=pagerduty), the Events API endpoint, by default
         C(https://events.pagerduty.com/v2/enqueue).
-      - If not set, the environment variable E(INCIDENT_NOTIFY_URL) is used (an AWX credential can inject it).
+      - If not set, for O(kind=slack) and O(kind=webhook) the environment variable E(INCIDENT_NOTIFY_URL) is used (an AWX
+        credential can inject it). For O(kind=pagerduty) E(INCIDENT_NOTIFY_URL) is ignored, so that the routing key is never
+        posted to a chat webhook; set O(url) on the task to use another Events API endpoint.
+      - Checked before anything is sent (an C(https://) or C(http://) URL with a host, no spaces or control characters);
+        the message never shows the value.
     type: str
   routing_key:
     description:
@@ -234,6 +238,7 @@ attempts:
 """
 
 import json
+import os
 import socket
 import time
 
@@ -243,6 +248,7 @@ from ansible_collections.tradeops.incident_response.plugins.module_utils import 
 from ansible_collections.tradeops.incident_response.plugins.module_utils._coinbase.timeutil import iso_utc, parse_rfc3339
 
 DESTINATIONS = {"slack": "The Slack webhook", "pagerduty": "PagerDuty", "webhook": "The webhook"}
+URL_ENV = "INCIDENT_NOTIFY_URL"  # read in run(), not as an argument_spec fallback: kind=pagerduty ignores it
 
 
 class Notifier:
@@ -298,11 +304,19 @@ class Notifier:
 
     def run(self):
         p = self.p
-        url = p["url"] or (notify.PAGERDUTY_EVENTS_URL if self.kind == "pagerduty" else None)
+        if self.kind == "pagerduty":
+            # INCIDENT_NOTIFY_URL is the chat webhook: a page (and its routing key) goes there only when the task says so.
+            url = p["url"] or notify.PAGERDUTY_EVENTS_URL
+        else:
+            url = p["url"] or os.environ.get(URL_ENV) or None
+            if url:
+                self.module.no_log_values.add(url)  # as no_log does for the option
         if not url:
-            self.fail("url is required for kind=%s: the incoming-webhook URL (or set INCIDENT_NOTIFY_URL)." % self.kind)
-        if not url.startswith(("https://", "http://")):
-            self.fail("url must be an https:// (or http://) URL; the value is not shown because it is a secret.")
+            self.fail("url is required for kind=%s: the incoming-webhook URL (or set %s)." % (self.kind, URL_ENV))
+        try:
+            notify.check_url(url)
+        except ValueError as exc:
+            self.fail(str(exc))
         for name in ("timeout", "retry_delay"):
             if p[name] is None or p[name] < 0 or (name == "timeout" and p[name] == 0):
                 self.fail("%s must be a positive number of seconds, got %s." % (name, p[name]))
@@ -338,7 +352,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             kind=dict(type="str", required=True, choices=["slack", "pagerduty", "webhook"]),
-            url=dict(type="str", no_log=True, fallback=(env_fallback, ["INCIDENT_NOTIFY_URL"])),
+            url=dict(type="str", no_log=True),
             routing_key=dict(type="str", no_log=True, fallback=(env_fallback, ["PAGERDUTY_ROUTING_KEY"])),
             incident_type=dict(type="str"),
             severity=dict(type="str", choices=list(notify.PAGERDUTY_SEVERITY)),

@@ -17,9 +17,11 @@ description:
     who ran it, UTC time). O(action=event) appends a timeline entry and, with O(milestone),
     the time to that milestone against the SOP's response target. O(action=close) adds the
     final state, fills in the SOP's internal-alert template and renders the Markdown record.
-  - The JSON record is rewritten atomically after every call, so a run that dies half-way
-    leaves everything up to its last step. Anything secret-looking (keys, tokens, webhook
-    URLs) is removed before writing.
+  - The JSON record is rewritten atomically after every call that changes it, so a run that dies
+    half-way leaves everything up to its last step. O(action=open) on a record that exists (a
+    retried run) returns it as it is, with C(changed=false), and keeps its clock. Anything
+    secret-looking (keys, tokens, webhook URLs) is removed before writing.
+  - A record file that is not valid JSON fails the task with a message naming the file.
 author:
   - TradeOps engineering (@tradeops)
 attributes:
@@ -257,15 +259,25 @@ class Recorder:
             record = self.store.update(change)
             if action == "close":
                 self.store.write_markdown(render_markdown(record))
+            elapsed = elapsed_since(record, self.now)
         except OSError as exc:
             self.module.fail_json(msg="Cannot write the incident record in %s: %s." % (self.store.records_dir, exc.strerror or exc))
+        except ValueError as exc:  # a corrupt record file (RecordStore's messages name it)
+            text = str(exc)
+            if self.store.json_path not in text:
+                text = "The incident record %s is damaged (%s): move it aside or repair it." % (self.store.json_path, text)
+            self.module.fail_json(msg=text, json_path=self.store.json_path)
+        except (KeyError, TypeError, AttributeError) as exc:
+            self.module.fail_json(msg="The incident record %s is damaged (%s: %s): move it aside or repair it."
+                                      % (self.store.json_path, type(exc).__name__, exc), json_path=self.store.json_path)
         return {
-            "changed": True,
+            # Opening a record that exists (a retried run) returns it unchanged and does not rewrite it.
+            "changed": self.store.changed or action == "close",
             "json_path": self.store.json_path,
             "markdown_path": self.store.markdown_path,
             "record": record,
             "alert_text": record.get("alert_text"),
-            "elapsed_s": elapsed_since(record, self.now),
+            "elapsed_s": elapsed,
         }
 
 

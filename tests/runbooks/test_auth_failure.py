@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from support.drill import sh
+from support.drill import run, sh
 from support.runbook import assert_no_secrets
 
 pytestmark = pytest.mark.timeout(900)
@@ -77,6 +77,30 @@ def test_auth_failure_check_mode_changes_nothing(drill):
     assert result.returncode == 0, result.output[-5000:]
     assert sh(drill.hosts[0], "stat -c %a /etc/trading-bot/keys/backup.pem").stdout.strip() == "644"
     assert all(drill.key_slot(h) == "primary" for h in drill.hosts)
+
+
+def test_unreadable_key_malformed_token_and_unreachable_host_close_the_record_and_fail(drill, tmp_path):
+    """The controller's key file is gone (maybe the very cause of the 401s), CURRENT_JWT is malformed and
+    one host is hung: every finding is recorded, ops are alerted, the record is closed, the run fails."""
+    hung = drill.hosts[-1]
+    keys = {slot: dict(spec) for slot, spec in drill.keys.items()}
+    keys["primary"]["private_key_file"] = str(tmp_path / "gone" / "primary.pem")
+    run(["podman", "pause", hung])
+    result = drill.playbook("auth_failure.yml", {"fleet_api_keys": keys, "current_jwt": "not-a-jwt"})
+    assert result.returncode != 0, result.output[-5000:]
+    assert "AUTH FAILURE RUNBOOK INCOMPLETE" in result.output, result.output[-5000:]
+    record = result.record("auth_failure")
+    assert record["status"] == "Failed" and record.get("closed_at"), record
+    problems = record["final_state"]["problems"]
+    assert any("CURRENT_JWT" in p for p in problems), problems
+    assert any("Step 2" in p for p in problems), problems  # the fresh token could not be minted
+    assert any(hung in p for p in problems), problems
+    # A host whose clock could not be read is not "fine"; the reachable hosts were checked.
+    assert record["final_state"]["unchecked_hosts"] == [hung], record["final_state"]
+    assert record["final_state"]["failed_over"] is False
+    assert any("Auth Failure" in str(a["payload"]) for a in drill.control.alerts())
+    assert all(drill.key_slot(h) == "primary" for h in drill.hosts if h != hung)
+    assert_no_secrets(result.output, drill)
 
 
 def test_key_failover_to_standby_alone(drill):

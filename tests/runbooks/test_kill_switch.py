@@ -92,6 +92,7 @@ def test_kill_switch_with_the_whole_fleet_unreachable(drill):
     """A network partition: no host answers. The exchange side still ends at zero, the record is
     closed, and the run fails naming every host (Ansible would otherwise stop at the host play)."""
     drill.seed_book(orders_per_host=20)
+    drill.control.clear_alerts()
     run(["podman", "pause"] + drill.hosts)
     result = drill.playbook("kill_switch.yml")
     assert result.returncode != 0 and "KILL SWITCH INCOMPLETE" in result.output, result.output[-4000:]
@@ -100,3 +101,23 @@ def test_kill_switch_with_the_whole_fleet_unreachable(drill):
     record = result.record("kill_switch")
     assert record["status"] == "Failed" and "closed_at" in record
     assert all(record["final_state"]["hosts"][h]["reachable"] is False for h in drill.hosts)
+    # The alert still goes out, and it says the kill switch is incomplete.
+    [alert] = [a["payload"] for a in drill.control.alerts() if "Kill Switch" in str(a["payload"])]
+    assert "KILL SWITCH INCOMPLETE" in str(alert) and drill.hosts[0] in str(alert)
+
+
+def test_kill_switch_without_a_record_still_halts_trading_and_says_so(drill):
+    """A records directory that cannot be written (full disk, wrong mount) must not delay the
+    cancel or the containment: trading halts, the alert goes out, the run fails naming the cause."""
+    drill.seed_book(orders_per_host=20)
+    drill.control.clear_alerts()
+    result = drill.playbook("kill_switch.yml", {"incident_record_dir": "/proc/tradeops-no-records"})
+    assert result.returncode != 0 and "KILL SWITCH INCOMPLETE" in result.output, result.output[-4000:]
+    assert "no incident record" in result.output
+    assert drill.working_orders() == []
+    for host in drill.hosts:
+        assert drill.mode(host) == "REDUCE_ONLY"
+        assert drill.unit(host, "trading-bot-orders") == "inactive"
+    [alert] = [a["payload"] for a in drill.control.alerts() if "Kill Switch" in str(a["payload"])]
+    assert "KILL SWITCH INCOMPLETE" in str(alert) and "no incident record" in str(alert)
+    assert_no_secrets(result.output, drill)

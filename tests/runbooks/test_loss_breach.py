@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from support.drill import wait_for
+from support.drill import run, wait_for
 from support.runbook import assert_no_secrets, milestone_times
 
 pytestmark = pytest.mark.timeout(900)
@@ -162,3 +162,19 @@ def test_breach_in_check_mode_changes_nothing(drill):
     assert record["rehearsal"] is True and "would be cancelled" in " ".join(e["step"] for e in record["timeline"])
     assert check_log(drill)[-1]["rehearsal"] is True and check_log(drill)[-1]["result"] == "breached"
     assert limit_state(drill) is None  # the breach is not noted in a rehearsal
+
+
+def test_confirmed_recovery_with_the_whole_fleet_unreachable_closes_the_record_and_fails(drill):
+    """Confirmed recovery of an earlier day's breach while every host is hung: no host counts as
+    resumed, the record is closed (Failed) and the run fails naming every host."""
+    run(["podman", "pause"] + drill.hosts)
+    try:
+        result = drill.playbook("loss_breach_recovery.yml", dict(LIMIT, confirm=True, loss_breach_incident_id="INC-EARLIER-DAY"))
+    finally:
+        run(["podman", "unpause"] + drill.hosts, check=False)
+    assert result.returncode != 0, result.output[-4000:]
+    assert "LOSS BREACH RECOVERY INCOMPLETE" in result.output, result.output[-4000:]
+    record = result.record("loss_breach_recovery")
+    assert record["status"] == "Failed" and record.get("closed_at"), record
+    assert record["final_state"]["resumed_hosts"] == []
+    assert sorted(record["final_state"]["not_resumed_hosts"]) == sorted(drill.hosts)

@@ -131,8 +131,10 @@ class Drill:
         """NORMAL, units unmasked and running, no egress block, primary key."""
         primary = self.keys["primary"]["name"]
         sh(host, " ; ".join([
-            "iptables -w 10 -D OUTPUT -j TRADEOPS-EGRESS 2>/dev/null; iptables -w 10 -F TRADEOPS-EGRESS 2>/dev/null;"
-            " iptables -w 10 -X TRADEOPS-EGRESS 2>/dev/null",
+            # every jump to the chain, whatever its match options (egress_block adds a comment)
+            "iptables -w 10 -S OUTPUT | grep -- '-j TRADEOPS-EGRESS' | sed 's/^-A /-D /'"
+            " | while read -r rule; do eval iptables -w 10 \"$rule\"; done;"
+            " iptables -w 10 -F TRADEOPS-EGRESS 2>/dev/null; iptables -w 10 -X TRADEOPS-EGRESS 2>/dev/null",
             "rm -rf /etc/systemd/system/trading-bot-orders.service.d/50-tradeops-scale-down.conf",
             # bot_units masks with a /dev/null link in /etc/systemd/system.control (see its docs)
             "rm -f /etc/systemd/system.control/trading-bot-perpetuals.service /etc/systemd/system.control/trading-bot-orders.service",

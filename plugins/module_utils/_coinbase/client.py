@@ -55,6 +55,7 @@ from ansible_collections.tradeops.incident_response.plugins.module_utils._coinba
 )
 from ansible_collections.tradeops.incident_response.plugins.module_utils._coinbase.tokens import (
     build_rest_jwt,
+    signing_host,
 )
 
 DEFAULT_BASE_URL = "https://api.coinbase.com"
@@ -151,15 +152,18 @@ class CoinbaseClient:
                 hint="Install the collection's requirements.txt (pip install -r requirements.txt).",
             )
         parts = urlsplit(base_url or DEFAULT_BASE_URL)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
+        try:
+            host = signing_host(base_url or DEFAULT_BASE_URL)
+        except ValueError:
+            host = None
+        if parts.scheme not in ("https", "http") or not host:
             raise InputError("api_url must be an https URL such as https://api.coinbase.com, got %r." % base_url)
         if timeout is None or timeout <= 0:
             raise InputError("timeout must be a positive number of seconds.")
         self.credentials = credentials
         self.base_url = "%s://%s" % (parts.scheme, parts.netloc)
         # The JWT's uri carries host[:port] the way the SDK signs it; a default port is not written.
-        default_port = 443 if parts.scheme == "https" else 80
-        self.host = parts.hostname if parts.port in (None, default_port) else "%s:%d" % (parts.hostname, parts.port)
+        self.host = host
         self.timeout = float(timeout)
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
@@ -350,7 +354,17 @@ class CoinbaseClient:
                 method=method,
                 path=path,
             ) from None
-        if isinstance(data, dict) and data.get("success") is False:
+        if not isinstance(data, dict):
+            # Every endpoint the client uses answers an object; a list or a string is a proxy or a broken API.
+            raise ServerError(
+                "%s %s answered HTTP %d with JSON that is not an object (%s)." % (method, path, response.status_code, type(data).__name__),
+                status=response.status_code,
+                attempts=self.attempts,
+                method=method,
+                path=path,
+                hint="Something between this machine and Coinbase (a proxy, a captive portal) may be answering instead of the API.",
+            )
+        if data.get("success") is False:
             reason, message, details = _business_reason(data)
             raise BusinessRejectError(
                 "%s %s was refused by the exchange: %s." % (method, path, message),
@@ -374,8 +388,9 @@ class CoinbaseClient:
             if cursor:
                 query["cursor"] = cursor
             data = self.request("GET", path, params=query)
-            page = data.get(items_key) or []
-            items.extend(page)
+            page = data.get(items_key)
+            page = page if isinstance(page, list) else []
+            items.extend(item for item in page if isinstance(item, dict))  # callers .get() on each item
             cursor = data.get("cursor") or None
             more = bool(cursor) and bool(page) if cursor_only else bool(data.get("has_next")) and bool(cursor)
             if not more:
@@ -409,8 +424,9 @@ class CoinbaseClient:
                         "contract_expiry_type": contract_expiry_type, "offset": offset or None},
                 auth=not public,
             )
-            page = data.get("products") or []
-            products.extend(page)
+            page = data.get("products")
+            page = page if isinstance(page, list) else []
+            products.extend(item for item in page if isinstance(item, dict))
             total = data.get("num_products")
             offset += len(page)
             if not page or not isinstance(total, int) or offset >= total:

@@ -18,15 +18,29 @@ from typing import Any, Optional
 _JWT_RE = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}")
 _PEM_RE = re.compile(r"-----BEGIN [A-Z ]+-----.*?(-----END [A-Z ]+-----|$)", re.S)
 _BEARER_RE = re.compile(r"(Bearer\s+)\S+", re.I)
+# Webhook URLs are credentials (whoever has one can post): a Slack hook's path is its secret.
+_SLACK_HOOK_RE = re.compile(r"https?://hooks\.slack\.com/(services|workflows|triggers)/[^\s\"'<>]+", re.I)
+# user:password@ in any URL.
+_URL_USERINFO_RE = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@")
+# Query parameters named like secrets: token=, api_key=, routing_key=, sig=, signature=, secret=, password=.
+_SECRET_PARAM_RE = re.compile(r"([?&;][A-Za-z0-9_.-]*(?:token|key|sig|signature|secret|password|passwd))=[^&;#\s\"'<>]+", re.I)
 
 
 def redact(text: Any) -> Any:
-    """Remove anything that looks like a token or a private key from a string (or leave non-strings)."""
+    """Remove anything that looks like a token, a private key or a webhook secret from a string (or leave non-strings).
+
+    By content: PEM blocks, JWTs, bearer tokens, Slack webhook URLs, ``user:password@`` in URLs
+    and secret-named query parameters (``token=``, ``key=``, ``sig=``, ``signature=``,
+    ``secret=``, ``password=``, also with a prefix such as ``api_key=``).
+    """
     if not isinstance(text, str):
         return text
     text = _PEM_RE.sub("[REDACTED KEY]", text)
     text = _JWT_RE.sub("[REDACTED TOKEN]", text)
-    return _BEARER_RE.sub(r"\1[REDACTED]", text)
+    text = _BEARER_RE.sub(r"\1[REDACTED]", text)
+    text = _SLACK_HOOK_RE.sub("https://hooks.slack.com/[REDACTED]", text)
+    text = _URL_USERINFO_RE.sub(r"\1[REDACTED]@", text)
+    return _SECRET_PARAM_RE.sub(r"\1=[REDACTED]", text)
 
 
 class CoinbaseError(Exception):

@@ -22,6 +22,7 @@ from ansible_collections.tradeops.incident_response.plugins.module_utils._coinba
 )
 from ansible_collections.tradeops.incident_response.plugins.module_utils._coinbase.errors import (
     CoinbaseError,
+    InputError,
     redact,
 )
 from ansible_collections.tradeops.incident_response.plugins.module_utils._coinbase.retry import RetryPolicy
@@ -80,14 +81,33 @@ def load_module_credentials(module: AnsibleModule) -> Any:
     )
 
 
+def retry_policy(params: dict, max_retries_cap: Optional[int] = None, max_delay_cap: Optional[float] = None) -> RetryPolicy:
+    """The RetryPolicy of the task's max_retries and retry_max_delay (optionally capped lower);
+    InputError naming the option when one is negative (RetryPolicy would raise a bare ValueError)."""
+    max_retries, max_delay = params["max_retries"], params["retry_max_delay"]
+    if max_retries is None or not max_retries >= 0:
+        raise InputError("max_retries must be 0 or more, got %s." % (max_retries,))
+    if max_delay is None or not max_delay >= 0:  # also refuses NaN
+        raise InputError("retry_max_delay must be 0 or more seconds, got %s." % (max_delay,))
+    if max_retries_cap is not None:
+        max_retries = min(max_retries, max_retries_cap)
+    if max_delay_cap is not None:
+        max_delay = min(max_delay, max_delay_cap)
+    return RetryPolicy(max_retries=max_retries, max_delay=max_delay)
+
+
 def build_client(module: AnsibleModule, credentials: Any = None, **overrides: Any) -> Any:
+    """A CoinbaseClient from the task's options; InputError (naming the option) for a bad one."""
     params = module.params
+    retry = retry_policy(params)  # validated even when overridden: a negative value is a mistake either way
+    if overrides.get("retry") is not None:
+        retry = overrides.pop("retry")
     options = dict(
         base_url=params["api_url"],
         timeout=params["timeout"],
         ca_bundle=params.get("ca_bundle"),
         validate_certs=params["validate_certs"],
-        retry=RetryPolicy(max_retries=params["max_retries"], max_delay=params["retry_max_delay"]),
+        retry=retry,
         max_requests_per_second=params["max_requests_per_second"],
     )
     options.update(overrides)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import secrets
 import time
 from typing import Any, Optional
+from urllib.parse import urlsplit
 
 try:
     import jwt
@@ -33,6 +34,21 @@ from ansible_collections.tradeops.incident_response.plugins.module_utils._coinba
 
 TOKEN_LIFETIME_SECONDS = 120
 ISSUER = "cdp"
+
+
+def signing_host(api_url: Optional[str]) -> Optional[str]:
+    """The host a REST token for ``api_url`` names in its ``uri`` claim: the host name, with the
+    port only when it is not the scheme's default (as the SDK signs it); None without a host.
+
+    ``https://api.coinbase.com`` and ``https://api.coinbase.com:443`` give ``api.coinbase.com``;
+    ``https://localhost:8443`` gives ``localhost:8443``. ValueError for a port that is not a number.
+    """
+    parts = urlsplit(api_url or "")
+    if not parts.hostname:
+        return None
+    default_port = 443 if parts.scheme == "https" else 80
+    port = parts.port
+    return parts.hostname if port in (None, default_port) else "%s:%d" % (parts.hostname, port)
 
 
 def rest_uri(method: str, host: str, path: str) -> str:
@@ -97,7 +113,21 @@ def decode_unverified(token: str, now: Optional[float] = None) -> dict:
     return {
         "header": header,
         "claims": claims,
-        "expires_in": (exp - current) if isinstance(exp, (int, float)) else None,
-        "not_before_in": (nbf - current) if isinstance(nbf, (int, float)) else None,
-        "expired": bool(isinstance(exp, (int, float)) and exp <= current),
+        "expires_in": _seconds_from(exp, current),
+        "not_before_in": _seconds_from(nbf, current),
+        "expired": bool(_is_number(exp) and exp <= current),
     }
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _seconds_from(value: Any, current: float) -> Optional[float]:
+    """``value - current`` for a numeric claim; None when absent, not a number, or too large for a float (exp: 1e400)."""
+    if not _is_number(value):
+        return None
+    try:
+        return value - current
+    except OverflowError:
+        return None

@@ -182,13 +182,20 @@ def test_check_mode_lists_and_sends_nothing(make_key, connection, run_module, cl
     clean_double.control.seed_orders(120, BTC, key=key.name)
     clean_double.control.seed_orders(5, ETH, key=key.name, status="QUEUED")
     result = cancel(run_module, connection, key, check_mode=True)
-    assert result["failed"] is False and result["changed"] is False
+    # check mode reports changed when a real run would cancel something (Ansible's convention)
+    assert result["failed"] is False and result["changed"] is True
     would = result["would_cancel"]
     assert would["count"] == 125 and would["by_product"] == {BTC: 120, ETH: 5}
     assert would["by_status"] == {"OPEN": 120, "QUEUED": 5} and len(set(would["order_ids"])) == 125
     assert "cancelled" not in result
     assert [r for r in clean_double.control.requests() if r["method"] != "GET"] == []
     assert len(working_orders(clean_double, key)) == 125
+
+
+def test_check_mode_on_an_empty_book_is_not_changed(make_key, connection, run_module, clean_double):
+    key = make_key()
+    result = cancel(run_module, connection, key, check_mode=True)
+    assert result["failed"] is False and result["changed"] is False and result["would_cancel"]["count"] == 0
 
 
 def test_filters_cancel_only_what_matches(make_key, connection, run_module, clean_double):
@@ -282,7 +289,7 @@ def test_through_ansible_playbook(make_key, connection, ansible_playbook, clean_
     rc, output, results = ansible_playbook(play)
     assert rc == 0, output
     preview, swept = results["preview"][0]["localhost"], results["cancel"][0]["localhost"]
-    assert preview["would_cancel"]["count"] == 42 and preview["changed"] is False
+    assert preview["would_cancel"]["count"] == 42 and preview["changed"] is True
     assert swept["changed"] is True and swept["empty"] is True and swept["cancelled_count"] == 42
     assert working_orders(clean_double, key) == []
 

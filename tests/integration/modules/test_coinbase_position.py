@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from unittest import mock
 
 import pytest
 
@@ -234,6 +235,38 @@ def test_revoked_key(make_key, connection, run_module, clean_double):
     clean_double.control.revoke_key(key.name)
     result = position(run_module, connection, key, "closed", [BTC])
     assert result["failed"] is True and result["error"]["kind"] == "unauthenticated" and close_posts(clean_double) == []
+    assert "eyJ" not in json.dumps(result)
+
+
+def test_a_key_refused_after_the_first_close_still_reports_what_was_sent(make_key, connection, run_module, clean_double):
+    """Product 1's close goes out, then the key is revoked: product 2's close is a 401. The failure
+    must still say that an order was sent (changed) and which one."""
+    key = make_key()
+    clean_double.control.set_position(BTC, "LONG", 2, key=key.name)
+    clean_double.control.set_position(ETH, "SHORT", 5, key=key.name)
+    original = CoinbaseClient.close_position
+    sent = []
+
+    def close_then_revoke(self, *args, **kwargs):
+        if sent:
+            clean_double.control.revoke_key(key.name)
+        response = original(self, *args, **kwargs)
+        sent.append(response)
+        return response
+
+    with mock.patch.object(CoinbaseClient, "close_position", close_then_revoke):
+        result = position(run_module, connection, key, "closed", "all")
+    assert result["failed"] is True and result["error"]["kind"] == "unauthenticated"
+    assert result["changed"] is True
+    by_product = {p["product_id"]: p for p in result["positions"]}
+    assert set(by_product) == {BTC, ETH}
+    btc, eth = by_product[BTC], by_product[ETH]
+    assert btc["client_order_id"] == incident_client_order_id("INC-4242", BTC, "close", "flat", 1)
+    assert btc["order_id"] and btc["outcome"] == "unverified" and btc["verified"] is False
+    assert btc["error"]["kind"] == "unauthenticated"
+    assert eth["outcome"] == "error" and eth["order_id"] is None and "Not sent" in eth["reason"]
+    assert [p["client_order_id"] for p in close_posts(clean_double) if p["status"] == 200] == [btc["client_order_id"]]
+    assert contracts(clean_double, key) == {ETH: -5}
     assert "eyJ" not in json.dumps(result)
 
 

@@ -185,3 +185,29 @@ def test_bad_arguments_name_the_argument(run_module, receiver, args, expected):
     result = notify(run_module, **{k: v for k, v in full.items() if v is not None})
     assert result["failed"] and expected in result["msg"], result["msg"]
     assert receiver.requests == []
+
+
+def test_slack_takes_its_url_from_the_environment(run_module, receiver, monkeypatch):
+    monkeypatch.setenv("INCIDENT_NOTIFY_URL", receiver.url + SLACK_PATH)
+    result = notify(run_module, kind="slack", **TEMPLATE)
+    assert result["sent"] is True and [r["path"] for r in receiver.requests] == [SLACK_PATH]
+    assert_no_secret(result)
+
+
+def test_pagerduty_never_posts_the_routing_key_to_the_environment_url(run_module, receiver, monkeypatch):
+    from ansible_collections.tradeops.incident_response.plugins.module_utils import notify as notify_utils
+
+    monkeypatch.setenv("INCIDENT_NOTIFY_URL", receiver.url + SLACK_PATH)  # the chat webhook, for kind=slack
+    monkeypatch.setattr(notify_utils, "PAGERDUTY_EVENTS_URL", receiver.url + "/v2/enqueue")  # stands in for PagerDuty
+    receiver.script([(202, {"status": "success", "dedup_key": "inc-7"}, {})])
+    result = notify(run_module, kind="pagerduty", routing_key=ROUTING_KEY, dedup_key="inc-7", **TEMPLATE)
+    assert result["sent"] is True
+    assert [r["path"] for r in receiver.requests] == ["/v2/enqueue"]
+
+
+@pytest.mark.parametrize("suffix", [" x", "\tx", "\r\nX-Injected: 1"])
+def test_a_url_with_whitespace_fails_before_sending_and_without_the_url(run_module, receiver, suffix):
+    result = notify(run_module, kind="slack", url=receiver.url + SLACK_PATH + suffix, **TEMPLATE)
+    assert result["failed"] and "whitespace or control characters" in result["msg"]
+    assert receiver.requests == []
+    assert_no_secret(result)
