@@ -131,10 +131,11 @@ def test_daily_warns_passes_and_the_kill_switch_rehearsal_changes_nothing(drill)
 
     assert result.returncode == 0, result.output[-5000:]
     # The rehearsal changed nothing: no cancel or close from the controller, the book and the hosts as they were.
+    # (The bots go on trading and may move the seeded positions themselves: judge the controller.)
     writes = [e for e in drill.control.requests(method="POST", since=since)
-              if e["path"] in CONTROLLER_WRITES[:2] and e["client_ip"] not in drill.ips.values()]
+              if e["path"] in CONTROLLER_WRITES and e["client_ip"] not in drill.ips.values()]
     assert writes == []
-    assert len(drill.working_orders()) >= before_orders and len(drill.positions()) == 2
+    assert len(drill.working_orders()) >= before_orders
     for host in drill.hosts:
         assert drill.mode(host) == "NORMAL" and drill.unit(host, "trading-bot-orders") == "active"
     record, items = checklist(drill, result.output)
@@ -165,6 +166,7 @@ def test_daily_fails_on_errors_latency_limits_and_an_unreachable_host_through_an
                                      for i in range(60)])
     append_log(noisy, "websocket.log", ["%s WARNING disconnect code=1006 reason=test" % stamp(now - 600 + i * 10) for i in range(12)])
     drill.control.set_position("BIP-20DEC30-CDE", "LONG", "20", "95000", key=drill.keys["primary"]["name"])
+    drill.control.set_position("ETP-20DEC30-CDE", "SHORT", "3", "3500", key=drill.keys["primary"]["name"])
     drill.control.add_latency(800, path="/api/v3/brokerage/time")
     run(["podman", "pause", hung])  # a hung host: the kill switch could not contain it
 
