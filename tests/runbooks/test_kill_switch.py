@@ -121,3 +121,21 @@ def test_kill_switch_without_a_record_still_halts_trading_and_says_so(drill):
     [alert] = [a["payload"] for a in drill.control.alerts() if "Kill Switch" in str(a["payload"])]
     assert "KILL SWITCH INCOMPLETE" in str(alert) and "no incident record" in str(alert)
     assert_no_secrets(result.output, drill)
+
+
+def test_kill_switch_with_the_configured_key_refused_cancels_with_a_key_that_works(drill):
+    """The configured (primary) key is revoked: the first pass is refused, the controller's other
+    keys are tried, and the sweep cancels everything with the first that works."""
+    drill.seed_book(orders_per_host=20)
+    primary = drill.keys["primary"]["name"]
+    drill.control.revoke_key(primary)
+    since = time.time()
+    result = drill.playbook("kill_switch.yml")
+    assert drill.working_orders() == [], result.output[-4000:]
+    cancels = [e for e in drill.control.requests(method="POST", path="/batch_cancel", since=since) if e["status"] == 200]
+    assert cancels and primary not in {e["key"] for e in cancels}
+    for host in drill.hosts:
+        assert drill.mode(host) == "REDUCE_ONLY" and drill.unit(host, "trading-bot-orders") == "inactive"
+    record = result.record("kill_switch")
+    assert record["final_state"]["exchange"]["open_orders"] == 0, record["final_state"]
+    assert_no_secrets(result.output, drill)
