@@ -139,6 +139,8 @@ class Drill:
             # bot_units masks with a /dev/null link in /etc/systemd/system.control (see its docs)
             "rm -f /etc/systemd/system.control/trading-bot-perpetuals.service /etc/systemd/system.control/trading-bot-orders.service",
             "systemctl unmask trading-bot-perpetuals trading-bot-orders >/dev/null 2>&1",
+            # every test starts with empty bot logs (another test's errors must not count in this one's window)
+            "rm -f /opt/trading-bot/logs/*.log.[0-9]*; for f in /opt/trading-bot/logs/*.log; do : > \"$f\"; done",
             "printf 'NORMAL\\n' > /var/lib/trading-bot/trading_mode",
             "sed -i -e 's|^COINBASE_KEY_SLOT=.*|COINBASE_KEY_SLOT=primary|'"
             " -e 's|^COINBASE_CDP_API_KEY=.*|COINBASE_CDP_API_KEY=%s|'"
