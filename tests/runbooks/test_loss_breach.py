@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from support.drill import run, wait_for
+from support.drill import wait_for
 from support.runbook import assert_no_secrets, milestone_times
 
 pytestmark = pytest.mark.timeout(900)
@@ -168,11 +168,7 @@ def test_breach_in_check_mode_changes_nothing(drill):
 def test_confirmed_recovery_with_the_whole_fleet_unreachable_closes_the_record_and_fails(drill):
     """Confirmed recovery of an earlier day's breach while every host is hung: no host counts as
     resumed, the record is closed (Failed) and the run fails naming every host."""
-    run(["podman", "pause"] + drill.hosts)
-    try:
-        result = drill.playbook("loss_breach_recovery.yml", dict(LIMIT, confirm=True, loss_breach_incident_id="INC-EARLIER-DAY"))
-    finally:
-        run(["podman", "unpause"] + drill.hosts, check=False)
+    result = drill.playbook_with_fleet_unreachable("loss_breach_recovery.yml", dict(LIMIT, confirm=True, loss_breach_incident_id="INC-EARLIER-DAY"))
     assert result.returncode != 0, result.output[-4000:]
     assert "LOSS BREACH RECOVERY INCOMPLETE" in result.output, result.output[-4000:]
     record = result.record("loss_breach_recovery")

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from support.drill import log_lines_since, run, sh, wait_for
+from support.drill import log_lines_since, sh, wait_for
 from support.runbook import assert_no_secrets
 
 pytestmark = pytest.mark.timeout(900)
@@ -160,11 +160,7 @@ def test_critical_staleness_rehearses_then_runs_the_kill_switch(drill):
 
 
 def test_whole_fleet_unreachable_closes_the_record_and_fails_naming_every_host(drill):
-    run(["podman", "pause"] + drill.hosts)
-    try:
-        result = drill.playbook("staleness.yml", FAST)
-    finally:
-        run(["podman", "unpause"] + drill.hosts, check=False)
+    result = drill.playbook_with_fleet_unreachable("staleness.yml", FAST)
     assert result.returncode != 0, result.output[-4000:]
     failure = result.output.split("STALENESS NOT RESOLVED", 1)[1].split("PLAY RECAP")[0]
     assert "not read (unreachable or failed)" in failure and all(h in failure for h in drill.hosts)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from support.drill import log_lines_since, run, sh, wait_for
+from support.drill import log_lines_since, sh, wait_for
 from support.runbook import assert_no_secrets
 
 pytestmark = pytest.mark.timeout(900)
@@ -201,11 +201,7 @@ def test_whole_fleet_unreachable_closes_the_record_and_fails_naming_every_host(d
     """A partition between the controller and the fleet: no host can be read. Ansible would stop
     the playbook at the first host play; the runbook goes on, closes the record and fails loudly."""
     drill.control.clear_alerts()
-    run(["podman", "pause"] + drill.hosts)
-    try:
-        result = drill.playbook("ws_disconnect.yml", FAST)
-    finally:
-        run(["podman", "unpause"] + drill.hosts, check=False)
+    result = drill.playbook_with_fleet_unreachable("ws_disconnect.yml", FAST)
     assert result.returncode != 0, result.output[-4000:]
     failure = result.output.split("WS DISCONNECT NOT RESOLVED", 1)[1].split("PLAY RECAP")[0]
     assert "feed not read (unreachable or failed)" in failure and all(h in failure for h in drill.hosts)
